@@ -1,0 +1,126 @@
+//! AlexNet trunks: torchvision's layout (`features.*`, 64-192-384-256-256) and FAIR's Jigsaw
+//! variant as VISSL's `alexnet_jigsaw` stores it (96-256-384-384-256, 227 input, conv1
+//! stride 2, grouped convs, LRN after pools 1-2, batch norm on conv3-5).
+
+use super::layers::{local_response_norm, max_pool_relu, ConvInit, ConvSpec, FrozenConv};
+use super::Tap;
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// Which published AlexNet layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlexNetKind {
+    /// torchvision `alexnet` (also VISSL's `alexnet_rotnet`-style layout without BN).
+    Torchvision,
+    /// FAIR's Caffe2 Jigsaw AlexNet, VISSL `alexnet_jigsaw` names.
+    Jigsaw,
+}
+
+/// One conv layer of the layout: its published names and shape.
+struct LayerDef {
+    conv: &'static str,
+    bn: Option<&'static str>,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+}
+
+const fn def(
+    conv: &'static str,
+    bn: Option<&'static str>,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> LayerDef {
+    LayerDef {
+        conv,
+        bn,
+        channels,
+        kernel,
+        stride,
+        padding,
+        groups,
+    }
+}
+
+const TORCHVISION: [LayerDef; 5] = [
+    def("features.0", None, 64, 11, 4, 2, 1),
+    def("features.3", None, 192, 5, 1, 2, 1),
+    def("features.6", None, 384, 3, 1, 1, 1),
+    def("features.8", None, 256, 3, 1, 1, 1),
+    def("features.10", None, 256, 3, 1, 1, 1),
+];
+
+const JIGSAW: [LayerDef; 5] = [
+    def("0.0", None, 96, 11, 2, 0, 1),
+    def("2.0", None, 256, 5, 1, 2, 2),
+    def("4.0", Some("4.1"), 384, 3, 1, 1, 1),
+    def("5.0", Some("5.1"), 384, 3, 1, 1, 2),
+    def("6.0", Some("6.1"), 256, 3, 1, 1, 2),
+];
+
+/// LRN of the Jigsaw layout: size 5, alpha 1e-4, beta 0.75, k 1 (Caffe's AlexNet values).
+const LRN: (usize, f64, f64, f64) = (5, 1e-4, 0.75, 1.0);
+
+/// A frozen AlexNet trunk.
+pub struct AlexNet {
+    kind: AlexNetKind,
+    convs: Vec<FrozenConv>,
+}
+
+impl AlexNet {
+    /// The taps this trunk offers.
+    pub const TAPS: [Tap; 6] = [Tap::Conv1, Tap::Conv2, Tap::Conv3, Tap::Conv4, Tap::Conv5, Tap::Pool5];
+
+    /// Builds the trunk with every channel count scaled by `width`.
+    pub fn new(kind: AlexNetKind, width: f64, vb: VarBuilder) -> Result<Self> {
+        let layers = match kind {
+            AlexNetKind::Torchvision => &TORCHVISION,
+            AlexNetKind::Jigsaw => &JIGSAW,
+        };
+        let mut cin = 3;
+        let mut convs = Vec::with_capacity(5);
+        for l in layers {
+            let cout = ((l.channels as f64 * width).round() as usize).max(l.groups);
+            let spec = ConvSpec::new(cin, cout, l.kernel)
+                .stride(l.stride)
+                .padding(l.padding)
+                .groups(l.groups);
+            let bn = l.bn.map(|name| vb.pp(name));
+            convs.push(FrozenConv::load(vb.pp(l.conv), bn, spec, true, ConvInit::TorchDefault)?);
+            cin = cout;
+        }
+        Ok(Self { kind, convs })
+    }
+
+    /// One forward pass that returns the requested taps, in the order asked, and stops after
+    /// the deepest one.
+    pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Option<Tensor>>> {
+        let depth = |t: &Tap| Self::TAPS.iter().position(|u| u == t);
+        let deepest = taps.iter().filter_map(depth).max().unwrap_or(0);
+        let mut outputs: Vec<Option<Tensor>> = vec![None; Self::TAPS.len()];
+        let mut h = x.clone();
+        for (i, conv) in self.convs.iter().enumerate().take(deepest.min(4) + 1) {
+            h = conv.forward(&h)?.relu()?;
+            outputs[i] = Some(h.clone());
+            if i < 2 {
+                h = max_pool_relu(&h, 3, 2, 0)?;
+                if self.kind == AlexNetKind::Jigsaw {
+                    let (size, alpha, beta, k) = LRN;
+                    h = local_response_norm(&h, size, alpha, beta, k)?;
+                }
+            }
+        }
+        if deepest == 5 {
+            outputs[5] = Some(max_pool_relu(&h, 3, 2, 0)?.flatten_from(1)?);
+        }
+        Ok(taps
+            .iter()
+            .map(|t| depth(t).and_then(|i| outputs[i].clone()))
+            .collect())
+    }
+}

@@ -1,0 +1,178 @@
+//! The few layers the trunks are made of, in inference form: convolutions with their batch
+//! norm folded in, padded pooling, and local response normalisation.
+
+use candle_core::{Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+/// Shape of one convolution, in PyTorch's `Conv2d` terms.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Symmetric zero padding.
+    pub padding: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    /// A convolution with unit stride and dilation, one group and no padding.
+    pub fn new(cin: usize, cout: usize, kernel: usize) -> Self {
+        Self {
+            cin,
+            cout,
+            kernel,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+
+    /// The same convolution with another stride.
+    pub fn stride(self, stride: usize) -> Self {
+        Self { stride, ..self }
+    }
+
+    /// The same convolution with another padding.
+    pub fn padding(self, padding: usize) -> Self {
+        Self { padding, ..self }
+    }
+
+    /// The same convolution with another dilation.
+    pub fn dilation(self, dilation: usize) -> Self {
+        Self { dilation, ..self }
+    }
+
+    /// The same convolution split into channel groups.
+    pub fn groups(self, groups: usize) -> Self {
+        Self { groups, ..self }
+    }
+
+    fn fan_in(&self) -> usize {
+        self.cin / self.groups * self.kernel * self.kernel
+    }
+}
+
+/// How a randomly initialised convolution draws its weights.
+#[derive(Clone, Copy, Debug)]
+pub enum ConvInit {
+    /// He normal over fan-out, as torchvision's ResNet.
+    KaimingFanOut,
+    /// PyTorch's `Conv2d` default: uniform in +-1/sqrt(fan_in), bias likewise.
+    TorchDefault,
+}
+
+/// A frozen convolution, with an optional batch norm folded into its weight and bias.
+#[derive(Clone, Debug)]
+pub struct FrozenConv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    spec: ConvSpec,
+}
+
+/// Batch-norm epsilon (PyTorch's default).
+const BN_EPS: f64 = 1e-5;
+
+impl FrozenConv {
+    /// Loads `conv.weight` (and `conv.bias` when `conv_bias`), then folds the batch norm
+    /// under `bn` (weight, bias, running_mean, running_var) when one is given.
+    pub fn load(
+        conv: VarBuilder,
+        bn: Option<VarBuilder>,
+        spec: ConvSpec,
+        conv_bias: bool,
+        init: ConvInit,
+    ) -> Result<Self> {
+        let shape = (spec.cout, spec.cin / spec.groups, spec.kernel, spec.kernel);
+        let bound = 1.0 / (spec.fan_in() as f64).sqrt();
+        let (w_init, b_init) = match init {
+            ConvInit::KaimingFanOut => {
+                let fan_out = spec.cout * spec.kernel * spec.kernel;
+                let stdev = (2.0 / fan_out as f64).sqrt();
+                (Init::Randn { mean: 0.0, stdev }, Init::Const(0.0))
+            }
+            ConvInit::TorchDefault => {
+                let u = Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                };
+                (u, u)
+            }
+        };
+        let mut weight = conv.get_with_hints(shape, "weight", w_init)?;
+        let mut bias = match conv_bias {
+            true => Some(conv.get_with_hints(spec.cout, "bias", b_init)?),
+            false => None,
+        };
+        if let Some(bn) = bn {
+            let gamma = bn.get_with_hints(spec.cout, "weight", Init::Const(1.0))?;
+            let beta = bn.get_with_hints(spec.cout, "bias", Init::Const(0.0))?;
+            let mean = bn.get_with_hints(spec.cout, "running_mean", Init::Const(0.0))?;
+            let var = bn.get_with_hints(spec.cout, "running_var", Init::Const(1.0))?;
+            let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+            weight = weight.broadcast_mul(&scale.reshape((spec.cout, 1, 1, 1))?)?;
+            let shifted = match bias {
+                Some(b) => (b - &mean)?,
+                None => mean.neg()?,
+            };
+            bias = Some(((shifted * &scale)? + beta)?);
+        }
+        Ok(Self { weight, bias, spec })
+    }
+
+    /// Applies the convolution (and folded norm), without activation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let s = &self.spec;
+        let y = x.conv2d(&self.weight, s.padding, s.stride, s.dilation, s.groups)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, s.cout, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Zero-pads the two spatial dimensions of an NCHW tensor.
+pub fn pad_spatial(x: &Tensor, pad: usize) -> Result<Tensor> {
+    if pad == 0 {
+        return Ok(x.clone());
+    }
+    x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)
+}
+
+/// Max-pool of a non-negative (post-ReLU) map: zero padding then equals PyTorch's
+/// implicit -inf padding.
+pub fn max_pool_relu(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    pad_spatial(x, pad)?.max_pool2d_with_stride(kernel, stride)
+}
+
+/// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`).
+pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride)
+}
+
+/// Local response normalisation across channels, as PyTorch's `LocalResponseNorm(size,
+/// alpha, beta, k)`: x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta.
+pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
+    let channels = x.dim(1)?;
+    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
+    let mut sum = sq.narrow(1, 0, channels)?;
+    for offset in 1..size {
+        sum = (sum + sq.narrow(1, offset, channels)?)?;
+    }
+    let div = ((sum * (alpha / size as f64))? + k)?.powf(beta)?;
+    x / div
+}
+
+/// Global average pool of an NCHW map to N x C.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(D::Minus1)?.mean(D::Minus1)
+}

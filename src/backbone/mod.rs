@@ -1,0 +1,267 @@
+//! Frozen backbones: ResNet-50 (width x1/x2/x4, optional dilation) and AlexNet (torchvision
+//! and FAIR Jigsaw layouts), loaded from a checkpoint or seeded at random, returning any set
+//! of taps from one forward pass.
+
+mod alexnet;
+pub mod checkpoint;
+mod layers;
+mod params;
+mod resnet;
+mod tap;
+
+pub use alexnet::{AlexNet, AlexNetKind};
+pub use checkpoint::CheckpointFormat;
+pub use layers::avg_pool_padded;
+pub use resnet::{ResNet, ResNetConfig};
+pub use tap::Tap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use params::{CheckedTensors, RandomInit};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A backbone TOML: the architecture and where its weights come from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneConfig {
+    /// `resnet50`, `resnet50w2`, `resnet50w4`, `alexnet` or `alexnet_jigsaw`.
+    pub arch: String,
+    /// A checkpoint path (relative to the TOML file), or `"random"`.
+    pub weights: String,
+    /// Seed of the random initialisation (with `weights = "random"`).
+    #[serde(default)]
+    pub seed: u64,
+    /// Name layout of the checkpoint.
+    #[serde(default)]
+    pub format: CheckpointFormat,
+    /// Dotted path of the state dict inside the checkpoint, when detection is not enough.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Width multiplier overriding the one the arch name implies (e.g. 0.0625 for tests).
+    #[serde(default)]
+    pub width: Option<f64>,
+    /// ResNet output stride: 32, 16 (res5 dilated) or 8 (res4 and res5 dilated).
+    #[serde(default = "default_output_stride")]
+    pub output_stride: usize,
+}
+
+fn default_output_stride() -> usize {
+    32
+}
+
+impl BackboneConfig {
+    /// Reads a backbone TOML; a relative `weights` path is resolved against its folder.
+    pub fn from_table(mut table: toml::Table, dir: &Path) -> Result<Self> {
+        if let Some(toml::Value::String(w)) = table.get_mut("weights") {
+            if w != "random" && Path::new(w.as_str()).is_relative() {
+                *w = dir.join(&*w).to_string_lossy().into_owned();
+            }
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .context("invalid backbone config")
+    }
+
+    /// The architecture family and its width, from `arch` and `width`.
+    pub fn family(&self) -> Result<(Family, f64)> {
+        let (family, width) = match self.arch.as_str() {
+            "resnet50" => (Family::ResNet50, 1.0),
+            "resnet50w2" => (Family::ResNet50, 2.0),
+            "resnet50w4" => (Family::ResNet50, 4.0),
+            "alexnet" => (Family::AlexNet, 1.0),
+            "alexnet_jigsaw" => (Family::AlexNetJigsaw, 1.0),
+            other => bail!(
+                "unknown arch `{other}`: use resnet50, resnet50w2, resnet50w4, alexnet or alexnet_jigsaw"
+            ),
+        };
+        let width = self.width.unwrap_or(width);
+        if !(width > 0.0 && width.is_finite()) {
+            bail!("width must be positive, got {width}");
+        }
+        Ok((family, width))
+    }
+
+    /// A readable identity of the architecture for cache keys: `resnet50(w=1,os=32)`.
+    pub fn arch_id(&self) -> Result<String> {
+        let (family, width) = self.family()?;
+        Ok(match family {
+            Family::ResNet50 => format!("resnet50(w={width},os={})", self.output_stride),
+            _ => format!("{}(w={width})", family.name()),
+        })
+    }
+
+    /// A digest of the weights: sha256 of the checkpoint file, or the random seed.
+    pub fn weights_digest(&self) -> Result<String> {
+        if self.weights == "random" {
+            return Ok(format!("random:seed={}", self.seed));
+        }
+        let path = PathBuf::from(&self.weights);
+        let mut file = std::fs::File::open(&path).with_context(|| {
+            format!("checkpoint {} not found: fix `weights` in the backbone TOML", path.display())
+        })?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let key = self.key.as_deref().unwrap_or("");
+        Ok(format!("sha256:{}{}", hex::encode(hasher.finalize()), if key.is_empty() { String::new() } else { format!("#{key}") }))
+    }
+}
+
+/// Architecture families, each with its own layer names, taps and pooling table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// ResNet-50, any width.
+    ResNet50,
+    /// torchvision AlexNet.
+    AlexNet,
+    /// FAIR's Jigsaw AlexNet.
+    AlexNetJigsaw,
+}
+
+impl Family {
+    /// The name under which the family's pooling table is configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::ResNet50 => "resnet50",
+            Family::AlexNet => "alexnet",
+            Family::AlexNetJigsaw => "alexnet_jigsaw",
+        }
+    }
+
+    /// The taps the family offers, shallow to deep.
+    pub fn taps(self) -> &'static [Tap] {
+        match self {
+            Family::ResNet50 => &ResNet::TAPS,
+            _ => &AlexNet::TAPS,
+        }
+    }
+}
+
+enum Trunk {
+    ResNet(ResNet),
+    AlexNet(AlexNet),
+}
+
+/// A frozen backbone ready to run: batch norm folded into the convolutions, no gradients.
+pub struct Backbone {
+    trunk: Trunk,
+    family: Family,
+    device: Device,
+}
+
+impl Backbone {
+    /// Builds the backbone of `cfg` on `device`, loading and checking its weights. A
+    /// checkpoint that does not fit fails with one message listing the missing keys, the
+    /// unexpected keys and the mismatched shapes.
+    pub fn load(cfg: &BackboneConfig, device: &Device) -> Result<Self> {
+        let (family, width) = cfg.family()?;
+        if cfg.weights == "random" {
+            let vb = RandomInit::new(cfg.seed).var_builder(device);
+            return Self::build(cfg, family, width, vb, device);
+        }
+        let path = Path::new(&cfg.weights);
+        if !path.exists() {
+            bail!("checkpoint {} not found: fix `weights` in the backbone TOML", path.display());
+        }
+        let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
+        let checked = CheckedTensors::new(tensors);
+        let vb = VarBuilder::from_backend(Box::new(checked.clone()), DType::F32, device.clone());
+        let backbone = Self::build(cfg, family, width, vb, device);
+        let (report, unexpected) = checked.finish(is_head_or_buffer);
+        if !report.missing.is_empty() || !report.mismatched.is_empty() || !unexpected.is_empty() {
+            bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
+        }
+        backbone
+    }
+
+    fn build(cfg: &BackboneConfig, family: Family, width: f64, vb: VarBuilder, device: &Device) -> Result<Self> {
+        let trunk = match family {
+            Family::ResNet50 => Trunk::ResNet(ResNet::new(
+                &ResNetConfig {
+                    width,
+                    output_stride: cfg.output_stride,
+                },
+                vb,
+            )?),
+            Family::AlexNet => Trunk::AlexNet(AlexNet::new(AlexNetKind::Torchvision, width, vb)?),
+            Family::AlexNetJigsaw => Trunk::AlexNet(AlexNet::new(AlexNetKind::Jigsaw, width, vb)?),
+        };
+        Ok(Self {
+            trunk,
+            family,
+            device: device.clone(),
+        })
+    }
+
+    /// The architecture family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs one forward pass over an NCHW batch and returns the requested taps in order.
+    pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
+        for t in taps {
+            if !self.family.taps().contains(t) {
+                let names: Vec<&str> = self.family.taps().iter().map(|t| t.name()).collect();
+                bail!("{} has no tap `{t}`: use {}", self.family.name(), names.join(", "));
+            }
+        }
+        let outputs = match &self.trunk {
+            Trunk::ResNet(r) => r.forward_taps(x, taps)?,
+            Trunk::AlexNet(a) => a.forward_taps(x, taps)?,
+        };
+        outputs
+            .into_iter()
+            .zip(taps)
+            .map(|(o, t)| o.with_context(|| format!("internal: tap {t} not produced")))
+            .collect()
+    }
+}
+
+/// Checkpoint entries that a trunk is expected to leave unused: classifier heads, batch-norm
+/// counters, VISSL heads.
+fn is_head_or_buffer(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+        || ["fc.", "classifier.", "heads.", "head."]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+fn fit_message(path: &Path, arch: &str, report: &params::FitReport, unexpected: &[String]) -> String {
+    let mut msg = format!("checkpoint {} does not fit {arch}:", path.display());
+    let list = |v: &[String]| {
+        let shown: Vec<&str> = v.iter().take(12).map(String::as_str).collect();
+        let more = v.len().saturating_sub(shown.len());
+        format!("{}{}", shown.join(", "), if more > 0 { format!(" (+{more} more)") } else { String::new() })
+    };
+    if !report.missing.is_empty() {
+        msg += &format!("\n  missing keys ({}): {}", report.missing.len(), list(&report.missing));
+    }
+    if !unexpected.is_empty() {
+        msg += &format!("\n  unexpected keys ({}): {}", unexpected.len(), list(unexpected));
+    }
+    if !report.mismatched.is_empty() {
+        let shapes: Vec<String> = report
+            .mismatched
+            .iter()
+            .map(|(n, got, want)| format!("{n}: checkpoint {got:?} vs model {want:?}"))
+            .collect();
+        msg += &format!("\n  mismatched shapes ({}): {}", shapes.len(), list(&shapes));
+    }
+    msg + "\n  fix: check `arch`/`width` in the backbone TOML, or `format`/`key` for wrapped checkpoints"
+}

@@ -1,0 +1,8 @@
+//! sslbench: the downstream benchmark suite of Goyal et al. (ICCV 2019) for frozen
+//! self-supervised vision backbones, with one shared feature cache.
+
+pub mod backbone;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod features;
