@@ -109,7 +109,7 @@ declare -A CLASSES=(
     [texture]="brick.png grass.png gravel.png"
     [biomedical]="cell.png ihc.png microaneurysms.png retina.jpg"
 )
-for class in "${!CLASSES[@]}"; do
+for class in $(printf '%s\n' "${!CLASSES[@]}" | sort); do
     mkdir -p "$FOLDER/$class"
     for image in ${CLASSES[$class]}; do
         cp "$SK/$image" "$FOLDER/$class/"

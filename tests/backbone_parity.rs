@@ -13,7 +13,9 @@ const TOL: f32 = 1e-4;
 fn config(arch: &str, weights: &str, width: f64) -> BackboneConfig {
     BackboneConfig {
         arch: arch.into(),
-        weights: fixture(&format!("parity/{weights}")).to_string_lossy().into_owned(),
+        weights: fixture(&format!("parity/{weights}"))
+            .to_string_lossy()
+            .into_owned(),
         seed: 0,
         format: CheckpointFormat::Auto,
         key: None,
@@ -34,19 +36,33 @@ fn check(cfg: &BackboneConfig, outputs: &str) {
         assert!(err < TOL, "{} tap {tap}: relative error {err}", cfg.weights);
         let pooled = pool(map, table.get(*tap)).unwrap();
         let err = rel_err(&pooled, &want[&format!("pooled.{tap}")]);
-        assert!(err < TOL, "{} pooled {tap}: relative error {err}", cfg.weights);
+        assert!(
+            err < TOL,
+            "{} pooled {tap}: relative error {err}",
+            cfg.weights
+        );
     }
 }
 
 #[test]
 fn resnet50_matches_torchvision_at_every_tap() {
-    check(&config("resnet50", "resnet50_w16th.pth", 1.0 / 16.0), "parity/resnet50_w16th_outputs.npz");
+    check(
+        &config("resnet50", "resnet50_w16th.pth", 1.0 / 16.0),
+        "parity/resnet50_w16th_outputs.npz",
+    );
 }
 
 #[test]
 fn resnet50_loads_safetensors_module_prefix_and_vissl() {
-    for file in ["resnet50_w16th.safetensors", "resnet50_w16th_module.pth", "resnet50_w16th_vissl.torch"] {
-        check(&config("resnet50", file, 1.0 / 16.0), "parity/resnet50_w16th_outputs.npz");
+    for file in [
+        "resnet50_w16th.safetensors",
+        "resnet50_w16th_module.pth",
+        "resnet50_w16th_vissl.torch",
+    ] {
+        check(
+            &config("resnet50", file, 1.0 / 16.0),
+            "parity/resnet50_w16th_outputs.npz",
+        );
     }
 }
 
@@ -56,7 +72,9 @@ fn dilated_resnet50_matches_torchvision_output_stride_8() {
     cfg.output_stride = 8;
     let net = Backbone::load(&cfg, &Device::Cpu).unwrap();
     let want = npz("parity/resnet50_w16th_os8_outputs.npz");
-    let got = net.forward_taps(&want["input"], &[Tap::Res4, Tap::Res5]).unwrap();
+    let got = net
+        .forward_taps(&want["input"], &[Tap::Res4, Tap::Res5])
+        .unwrap();
     assert_eq!(got[1].dims(), &[1, 128, 28, 28]);
     for (tap, map) in ["res4", "res5"].iter().zip(&got) {
         let err = rel_err(map, &want[&format!("tap.{tap}")]);
@@ -66,7 +84,10 @@ fn dilated_resnet50_matches_torchvision_output_stride_8() {
 
 #[test]
 fn alexnet_matches_torchvision_at_every_tap() {
-    check(&config("alexnet", "alexnet_w4th.pth", 0.25), "parity/alexnet_w4th_outputs.npz");
+    check(
+        &config("alexnet", "alexnet_w4th.pth", 0.25),
+        "parity/alexnet_w4th_outputs.npz",
+    );
 }
 
 #[test]
@@ -80,13 +101,19 @@ fn jigsaw_alexnet_matches_vissl_layout_at_every_tap() {
 #[test]
 fn wrong_shaped_checkpoint_lists_every_mismatch_in_one_message() {
     // Weights of a x1/8 ResNet-50 into a x1/16 model.
-    let err = Backbone::load(&config("resnet50", "resnet50_w8th.safetensors", 1.0 / 16.0), &Device::Cpu)
-        .err()
-        .expect("must not load");
+    let err = Backbone::load(
+        &config("resnet50", "resnet50_w8th.safetensors", 1.0 / 16.0),
+        &Device::Cpu,
+    )
+    .err()
+    .expect("must not load");
     let msg = format!("{err:#}");
     assert!(msg.contains("resnet50_w8th.safetensors"), "{msg}");
     assert!(msg.contains("mismatched shapes (265)"), "{msg}");
-    assert!(msg.contains("conv1.weight: checkpoint [8, 3, 7, 7] vs model [4, 3, 7, 7]"), "{msg}");
+    assert!(
+        msg.contains("conv1.weight: checkpoint [8, 3, 7, 7] vs model [4, 3, 7, 7]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -95,7 +122,10 @@ fn wrong_architecture_lists_missing_and_unexpected_keys() {
         .err()
         .expect("must not load");
     let msg = format!("{err:#}");
-    assert!(msg.contains("missing keys (10): features.0.weight, features.0.bias"), "{msg}");
+    assert!(
+        msg.contains("missing keys (10): features.0.weight, features.0.bias"),
+        "{msg}"
+    );
     assert!(msg.contains("unexpected keys (265)"), "{msg}");
 }
 

@@ -74,7 +74,14 @@ pub struct AlexNet {
 
 impl AlexNet {
     /// The taps this trunk offers.
-    pub const TAPS: [Tap; 6] = [Tap::Conv1, Tap::Conv2, Tap::Conv3, Tap::Conv4, Tap::Conv5, Tap::Pool5];
+    pub const TAPS: [Tap; 6] = [
+        Tap::Conv1,
+        Tap::Conv2,
+        Tap::Conv3,
+        Tap::Conv4,
+        Tap::Conv5,
+        Tap::Pool5,
+    ];
 
     /// Builds the trunk with every channel count scaled by `width`.
     pub fn new(kind: AlexNetKind, width: f64, vb: VarBuilder) -> Result<Self> {
@@ -91,7 +98,13 @@ impl AlexNet {
                 .padding(l.padding)
                 .groups(l.groups);
             let bn = l.bn.map(|name| vb.pp(name));
-            convs.push(FrozenConv::load(vb.pp(l.conv), bn, spec, true, ConvInit::TorchDefault)?);
+            convs.push(FrozenConv::load(
+                vb.pp(l.conv),
+                bn,
+                spec,
+                true,
+                ConvInit::TorchDefault,
+            )?);
             cin = cout;
         }
         Ok(Self { kind, convs })

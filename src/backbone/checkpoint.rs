@@ -31,7 +31,11 @@ const WRAPPERS: [&str; 4] = ["state_dict.", "model.", "model_state.", "net."];
 
 /// Reads every tensor of a checkpoint (on the CPU) and maps the names onto the
 /// architecture's published names. `key` selects a sub-dictionary by dotted path.
-pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<HashMap<String, Tensor>> {
+pub fn read(
+    path: &Path,
+    format: CheckpointFormat,
+    key: Option<&str>,
+) -> Result<HashMap<String, Tensor>> {
     let raw = if path.extension().is_some_and(|e| e == "safetensors") {
         candle_core::safetensors::load(path, &Device::Cpu)
             .with_context(|| format!("cannot read safetensors checkpoint {}", path.display()))?
@@ -63,10 +67,16 @@ fn select(
             .unwrap_or_default(),
     };
     if !prefix.is_empty() && !has(&raw, &prefix) {
-        let mut tops: Vec<&str> = raw.keys().map(|k| k.split('.').next().unwrap_or(k)).collect();
+        let mut tops: Vec<&str> = raw
+            .keys()
+            .map(|k| k.split('.').next().unwrap_or(k))
+            .collect();
         tops.sort();
         tops.dedup();
-        bail!("no tensors under `{prefix}`; top-level keys are: {}", tops.join(", "));
+        bail!(
+            "no tensors under `{prefix}`; top-level keys are: {}",
+            tops.join(", ")
+        );
     }
     let out: HashMap<String, Tensor> = raw
         .drain()
@@ -124,7 +134,12 @@ fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
-fn flatten(obj: Object, prefix: String, dir: &str, out: &mut Vec<candle_core::pickle::TensorInfo>) -> Result<()> {
+fn flatten(
+    obj: Object,
+    prefix: String,
+    dir: &str,
+    out: &mut Vec<candle_core::pickle::TensorInfo>,
+) -> Result<()> {
     let Object::Dict(entries) = obj else {
         return Ok(());
     };
@@ -135,7 +150,11 @@ fn flatten(obj: Object, prefix: String, dir: &str, out: &mut Vec<candle_core::pi
             Object::Long(i) => i.to_string(),
             _ => continue,
         };
-        let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
         match v {
             Object::Dict(_) => flatten(v, full, dir, out)?,
             v => {
@@ -171,6 +190,11 @@ fn load_tensor<R: Read + std::io::Seek>(
         let perm: Vec<usize> = (0..dims.len()).rev().collect();
         Ok(t.permute(perm)?.contiguous()?)
     } else {
-        Ok(Tensor::from_raw_buffer(&bytes, info.dtype, &dims, &Device::Cpu)?)
+        Ok(Tensor::from_raw_buffer(
+            &bytes,
+            info.dtype,
+            &dims,
+            &Device::Cpu,
+        )?)
     }
 }

@@ -161,7 +161,13 @@ pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> 
 
 /// Local response normalisation across channels, as PyTorch's `LocalResponseNorm(size,
 /// alpha, beta, k)`: x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta.
-pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
+pub fn local_response_norm(
+    x: &Tensor,
+    size: usize,
+    alpha: f64,
+    beta: f64,
+    k: f64,
+) -> Result<Tensor> {
     let channels = x.dim(1)?;
     let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
     let mut sum = sq.narrow(1, 0, channels)?;

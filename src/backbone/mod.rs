@@ -101,7 +101,10 @@ impl BackboneConfig {
         }
         let path = PathBuf::from(&self.weights);
         let mut file = std::fs::File::open(&path).with_context(|| {
-            format!("checkpoint {} not found: fix `weights` in the backbone TOML", path.display())
+            format!(
+                "checkpoint {} not found: fix `weights` in the backbone TOML",
+                path.display()
+            )
         })?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -113,7 +116,15 @@ impl BackboneConfig {
             hasher.update(&buf[..n]);
         }
         let key = self.key.as_deref().unwrap_or("");
-        Ok(format!("sha256:{}{}", hex::encode(hasher.finalize()), if key.is_empty() { String::new() } else { format!("#{key}") }))
+        Ok(format!(
+            "sha256:{}{}",
+            hex::encode(hasher.finalize()),
+            if key.is_empty() {
+                String::new()
+            } else {
+                format!("#{key}")
+            }
+        ))
     }
 }
 
@@ -171,7 +182,10 @@ impl Backbone {
         }
         let path = Path::new(&cfg.weights);
         if !path.exists() {
-            bail!("checkpoint {} not found: fix `weights` in the backbone TOML", path.display());
+            bail!(
+                "checkpoint {} not found: fix `weights` in the backbone TOML",
+                path.display()
+            );
         }
         let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
         let checked = CheckedTensors::new(tensors);
@@ -184,7 +198,13 @@ impl Backbone {
         backbone
     }
 
-    fn build(cfg: &BackboneConfig, family: Family, width: f64, vb: VarBuilder, device: &Device) -> Result<Self> {
+    fn build(
+        cfg: &BackboneConfig,
+        family: Family,
+        width: f64,
+        vb: VarBuilder,
+        device: &Device,
+    ) -> Result<Self> {
         let trunk = match family {
             Family::ResNet50 => Trunk::ResNet(ResNet::new(
                 &ResNetConfig {
@@ -218,7 +238,11 @@ impl Backbone {
         for t in taps {
             if !self.family.taps().contains(t) {
                 let names: Vec<&str> = self.family.taps().iter().map(|t| t.name()).collect();
-                bail!("{} has no tap `{t}`: use {}", self.family.name(), names.join(", "));
+                bail!(
+                    "{} has no tap `{t}`: use {}",
+                    self.family.name(),
+                    names.join(", ")
+                );
             }
         }
         let outputs = match &self.trunk {
@@ -242,18 +266,39 @@ fn is_head_or_buffer(name: &str) -> bool {
             .any(|p| name.starts_with(p))
 }
 
-fn fit_message(path: &Path, arch: &str, report: &params::FitReport, unexpected: &[String]) -> String {
+fn fit_message(
+    path: &Path,
+    arch: &str,
+    report: &params::FitReport,
+    unexpected: &[String],
+) -> String {
     let mut msg = format!("checkpoint {} does not fit {arch}:", path.display());
     let list = |v: &[String]| {
         let shown: Vec<&str> = v.iter().take(12).map(String::as_str).collect();
         let more = v.len().saturating_sub(shown.len());
-        format!("{}{}", shown.join(", "), if more > 0 { format!(" (+{more} more)") } else { String::new() })
+        format!(
+            "{}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            }
+        )
     };
     if !report.missing.is_empty() {
-        msg += &format!("\n  missing keys ({}): {}", report.missing.len(), list(&report.missing));
+        msg += &format!(
+            "\n  missing keys ({}): {}",
+            report.missing.len(),
+            list(&report.missing)
+        );
     }
     if !unexpected.is_empty() {
-        msg += &format!("\n  unexpected keys ({}): {}", unexpected.len(), list(unexpected));
+        msg += &format!(
+            "\n  unexpected keys ({}): {}",
+            unexpected.len(),
+            list(unexpected)
+        );
     }
     if !report.mismatched.is_empty() {
         let shapes: Vec<String> = report
@@ -261,7 +306,11 @@ fn fit_message(path: &Path, arch: &str, report: &params::FitReport, unexpected: 
             .iter()
             .map(|(n, got, want)| format!("{n}: checkpoint {got:?} vs model {want:?}"))
             .collect();
-        msg += &format!("\n  mismatched shapes ({}): {}", shapes.len(), list(&shapes));
+        msg += &format!(
+            "\n  mismatched shapes ({}): {}",
+            shapes.len(),
+            list(&shapes)
+        );
     }
     msg + "\n  fix: check `arch`/`width` in the backbone TOML, or `format`/`key` for wrapped checkpoints"
 }

@@ -67,7 +67,12 @@ impl ResNet {
             8 => [false, true, true],
             other => candle_core::bail!("output_stride must be 32, 16 or 8, got {other}"),
         };
-        let stem = conv_bn(&vb, "conv1", "bn1", ConvSpec::new(3, base, 7).stride(2).padding(3))?;
+        let stem = conv_bn(
+            &vb,
+            "conv1",
+            "bn1",
+            ConvSpec::new(3, base, 7).stride(2).padding(3),
+        )?;
         let (mut inplanes, mut dilation) = (base, 1);
         let mut stages = Vec::with_capacity(4);
         for (i, &depth) in DEPTHS.iter().enumerate() {
@@ -116,7 +121,14 @@ impl ResNet {
     }
 
     /// The taps this trunk offers.
-    pub const TAPS: [Tap; 6] = [Tap::Conv1, Tap::Res2, Tap::Res3, Tap::Res4, Tap::Res5, Tap::Pool5];
+    pub const TAPS: [Tap; 6] = [
+        Tap::Conv1,
+        Tap::Res2,
+        Tap::Res3,
+        Tap::Res4,
+        Tap::Res5,
+        Tap::Pool5,
+    ];
 
     /// One forward pass that returns the requested taps, in the order asked, and stops after
     /// the deepest one.

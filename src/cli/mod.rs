@@ -1,2 +1,47 @@
-//! CLI
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `sslbench` command line: `extract`, `cache ls|verify|rm`, `run`.
+
+mod cache;
+mod extract;
+mod run;
+mod setup;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// sslbench: the Goyal et al. (ICCV 2019) benchmark suite for frozen self-supervised backbones.
+#[derive(Parser)]
+#[command(name = "sslbench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Extract features at some taps of a backbone on a dataset into the feature cache.
+    Extract(extract::ExtractArgs),
+    /// Inspect the feature cache: list, verify or remove entries.
+    Cache(cache::CacheArgs),
+    /// Run a task described by tasks/<task>.toml on a backbone.
+    Run(run::RunArgs),
+}
+
+/// Parses the command line, runs it, and turns an error into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Extract(args) => extract::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

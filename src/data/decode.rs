@@ -46,9 +46,14 @@ pub enum ImageError {
 /// alpha dropped and 16-bit samples scaled to 8 bits, as PIL's `convert("RGB")` does.
 /// EXIF orientation is not applied (neither PIL nor torchvision apply it).
 pub fn decode(path: &Path) -> Result<RgbImage, ImageError> {
-    let corrupt = |reason: String| ImageError::Corrupt { path: path.to_owned(), reason };
+    let corrupt = |reason: String| ImageError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
     let reader = ImageReader::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ImageError::Missing { path: path.to_owned() },
+        std::io::ErrorKind::NotFound => ImageError::Missing {
+            path: path.to_owned(),
+        },
         _ => corrupt(e.to_string()),
     })?;
     let image = reader
@@ -65,7 +70,10 @@ pub fn decode_batch(paths: &[&Path], tf: &TransformConfig) -> Vec<Result<Vec<f32
         .par_iter()
         .map(|path| {
             tf.apply(&decode(path)?)
-                .map_err(|source| ImageError::Transform { path: path.to_path_buf(), source })
+                .map_err(|source| ImageError::Transform {
+                    path: path.to_path_buf(),
+                    source,
+                })
         })
         .collect()
 }

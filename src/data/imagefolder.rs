@@ -27,7 +27,11 @@ pub(crate) fn load(dir: &Path, classes: Option<Vec<String>>) -> Result<Dataset> 
         }
     };
     if classes.is_empty() {
-        bail!("{} has no class folders: expected {}/<class>/<image>", dir.display(), dir.display());
+        bail!(
+            "{} has no class folders: expected {}/<class>/<image>",
+            dir.display(),
+            dir.display()
+        );
     }
     let mut samples = Vec::new();
     for (index, class) in classes.iter().enumerate() {
@@ -46,8 +50,16 @@ pub(crate) fn load(dir: &Path, classes: Option<Vec<String>>) -> Result<Dataset> 
                 .cmp(&(b.parent().map(Path::as_os_str), b.file_name()))
         });
         samples.extend(images.into_iter().map(|path| {
-            let id = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            Sample { id, path, target: vec![index as i32] }
+            let id = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            Sample {
+                id,
+                path,
+                target: vec![index as i32],
+            }
         }));
     }
     Ok(Dataset::new(classes, samples))
@@ -71,7 +83,12 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// The entries of a directory, with an error naming it.
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let context = || format!("cannot list image folder {}: check the dataset path", dir.display());
+    let context = || {
+        format!(
+            "cannot list image folder {}: check the dataset path",
+            dir.display()
+        )
+    };
     std::fs::read_dir(dir)
         .with_context(context)?
         .map(|entry| entry.map(|e| e.path()).with_context(context))

@@ -27,13 +27,21 @@ pub(crate) fn load(file: &Path, root: &Path, classes: Option<Vec<String>>) -> Re
                 )
             })?;
             let target = vec![i32::try_from(label).context("label out of range")?];
-            Ok(Sample { id: rel.to_owned(), path: root.join(rel), target })
+            Ok(Sample {
+                id: rel.to_owned(),
+                path: root.join(rel),
+                target,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if samples.is_empty() {
         bail!("image list {} is empty: fix the list file", file.display());
     }
-    let count = samples.iter().map(|s| s.target[0] as usize + 1).max().unwrap_or(0);
+    let count = samples
+        .iter()
+        .map(|s| s.target[0] as usize + 1)
+        .max()
+        .unwrap_or(0);
     let classes = match classes {
         None => (0..count).map(|c| c.to_string()).collect(),
         Some(classes) if classes.len() >= count => classes,

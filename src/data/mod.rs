@@ -91,7 +91,12 @@ pub fn open(spec: &str, classes: Option<Vec<String>>) -> Result<Dataset> {
 impl Dataset {
     /// A reader's result before [`open`] records the spec.
     fn new(classes: Vec<String>, samples: Vec<Sample>) -> Self {
-        Dataset { spec: String::new(), classes, samples, objects: None }
+        Dataset {
+            spec: String::new(),
+            classes,
+            samples,
+            objects: None,
+        }
     }
 
     /// SHA-256 (hex) over the class list and, for every sample in order, its id and file size
@@ -126,6 +131,9 @@ impl Dataset {
 /// Reads a text file, with an error naming it and what to check.
 fn read_text(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| {
-        format!("cannot read {what} {}: check the dataset path and layout", path.display())
+        format!(
+            "cannot read {what} {}: check the dataset path and layout",
+            path.display()
+        )
     })
 }

@@ -52,10 +52,14 @@ impl TryFrom<ResizeRepr> for Resize {
     type Error = String;
     fn try_from(repr: ResizeRepr) -> Result<Self, String> {
         match repr {
-            ResizeRepr::Pixels(0) => Err("resize must be a positive number of pixels or \"none\"".into()),
+            ResizeRepr::Pixels(0) => {
+                Err("resize must be a positive number of pixels or \"none\"".into())
+            }
             ResizeRepr::Pixels(n) => Ok(Resize::Shorter(n)),
             ResizeRepr::Word(w) if w == "none" => Ok(Resize::None),
-            ResizeRepr::Word(w) => Err(format!("resize = \"{w}\": use a number of pixels or \"none\"")),
+            ResizeRepr::Word(w) => Err(format!(
+                "resize = \"{w}\": use a number of pixels or \"none\""
+            )),
         }
     }
 }
@@ -122,12 +126,16 @@ impl TransformConfig {
             return bad("resize must be positive".into());
         }
         if !self.pixel_scale.is_finite() || self.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            return bad(format!("pixel_scale {} and std {:?} must be finite, std non-zero", self.pixel_scale, self.std));
+            return bad(format!(
+                "pixel_scale {} and std {:?} must be finite, std non-zero",
+                self.pixel_scale, self.std
+            ));
         }
         match (self.crop, self.resize) {
-            (Crop::Center, Resize::Shorter(n)) if n < self.size => {
-                bad(format!("resize {n} is smaller than the centre crop size {}", self.size))
-            }
+            (Crop::Center, Resize::Shorter(n)) if n < self.size => bad(format!(
+                "resize {n} is smaller than the centre crop size {}",
+                self.size
+            )),
             _ => Ok(()),
         }
     }
@@ -138,13 +146,21 @@ impl TransformConfig {
         self.validate()?;
         let (width, height) = img.dimensions();
         if width == 0 || height == 0 {
-            return Err(TransformError::TooSmall { width, height, size: self.size });
+            return Err(TransformError::TooSmall {
+                width,
+                height,
+                size: self.size,
+            });
         }
         let img = match self.resize {
             Resize::Shorter(n) => {
                 // torchvision: the longer side becomes int(n * long / short).
                 let long = |a: u32, b: u32| (f64::from(n) * f64::from(a) / f64::from(b)) as u32;
-                let (w, h) = if width <= height { (n, long(height, width)) } else { (long(width, height), n) };
+                let (w, h) = if width <= height {
+                    (n, long(height, width))
+                } else {
+                    (long(width, height), n)
+                };
                 resized(img, w, h)
             }
             Resize::None => Cow::Borrowed(img),
@@ -155,11 +171,17 @@ impl TransformConfig {
             Crop::Center => {
                 let (width, height) = img.dimensions();
                 if width < size || height < size {
-                    return Err(TransformError::TooSmall { width, height, size });
+                    return Err(TransformError::TooSmall {
+                        width,
+                        height,
+                        size,
+                    });
                 }
                 // torchvision rounds the offsets with Python's round (ties to even).
                 let offset = |d: u32| (f64::from(d - size) / 2.0).round_ties_even() as u32;
-                Cow::Owned(imageops::crop_imm(&*img, offset(width), offset(height), size, size).to_image())
+                Cow::Owned(
+                    imageops::crop_imm(&*img, offset(width), offset(height), size, size).to_image(),
+                )
             }
         };
         Ok(self.normalise(&img))
@@ -174,7 +196,10 @@ impl TransformConfig {
         let mut out = Vec::with_capacity(img.len());
         for c in order {
             let (mean, std) = (self.mean[c], self.std[c]);
-            out.extend(img.pixels().map(|p| (f32::from(p.0[c]) * self.pixel_scale - mean) / std));
+            out.extend(
+                img.pixels()
+                    .map(|p| (f32::from(p.0[c]) * self.pixel_scale - mean) / std),
+            );
         }
         out
     }

@@ -12,8 +12,25 @@ use super::{read_text, Dataset, Sample};
 
 /// The 20 VOC classes in the devkit's standard (alphabetical) order.
 pub const VOC_CLASSES: [&str; 20] = [
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
     "tvmonitor",
 ];
 
@@ -44,15 +61,17 @@ pub struct VocAnnotation {
 /// Reads `ROOT/ImageSets/Main/<split>.txt`, its per-class label files and every image's
 /// annotation. Targets hold, per class, 1 present, -1 absent, 0 difficult-only.
 pub(crate) fn load(root: &Path, split: &str, classes: Option<Vec<String>>) -> Result<Dataset> {
-    let classes =
-        classes.unwrap_or_else(|| VOC_CLASSES.iter().map(|c| c.to_string()).collect());
+    let classes = classes.unwrap_or_else(|| VOC_CLASSES.iter().map(|c| c.to_string()).collect());
     let split_file = main_dir(root).join(format!("{split}.txt"));
     let ids: Vec<String> = read_text(&split_file, "VOC split file")?
         .split_whitespace()
         .map(str::to_owned)
         .collect();
     if ids.is_empty() {
-        bail!("VOC split file {} lists no image: restore it from the VOCdevkit", split_file.display());
+        bail!(
+            "VOC split file {} lists no image: restore it from the VOCdevkit",
+            split_file.display()
+        );
     }
     let labels = classes
         .iter()
@@ -62,28 +81,35 @@ pub(crate) fn load(root: &Path, split: &str, classes: Option<Vec<String>>) -> Re
         .par_iter()
         .map(|id| read_annotation(&annotation_path(root, id)).map(|a| a.objects))
         .collect::<Result<Vec<_>>>()?;
-    let samples = ids
-        .iter()
-        .map(|id| {
-            let target = labels
-                .iter()
-                .zip(&classes)
-                .map(|(labels, class)| {
-                    labels.get(id).copied().with_context(|| {
-                        format!(
+    let samples =
+        ids.iter()
+            .map(|id| {
+                let target = labels
+                    .iter()
+                    .zip(&classes)
+                    .map(|(labels, class)| {
+                        labels.get(id).copied().with_context(|| {
+                            format!(
                             "image {id} of {} is missing from {}: the ImageSets files disagree, \
                              restore them from the VOCdevkit",
                             split_file.display(),
                             main_dir(root).join(format!("{class}_{split}.txt")).display()
                         )
+                        })
                     })
+                    .collect::<Result<_>>()?;
+                let path = root.join("JPEGImages").join(format!("{id}.jpg"));
+                Ok(Sample {
+                    id: id.clone(),
+                    path,
+                    target,
                 })
-                .collect::<Result<_>>()?;
-            let path = root.join("JPEGImages").join(format!("{id}.jpg"));
-            Ok(Sample { id: id.clone(), path, target })
-        })
-        .collect::<Result<_>>()?;
-    Ok(Dataset { objects: Some(objects), ..Dataset::new(classes, samples) })
+            })
+            .collect::<Result<_>>()?;
+    Ok(Dataset {
+        objects: Some(objects),
+        ..Dataset::new(classes, samples)
+    })
 }
 
 /// Parses one VOC annotation file.
@@ -96,7 +122,10 @@ pub fn read_annotation(path: &Path) -> Result<VocAnnotation> {
         )
     })?;
     parse_annotation(&text).with_context(|| {
-        format!("malformed VOC annotation {}: fix it or restore it from the VOCdevkit", path.display())
+        format!(
+            "malformed VOC annotation {}: fix it or restore it from the VOCdevkit",
+            path.display()
+        )
     })
 }
 
@@ -122,7 +151,11 @@ fn parse_annotation(text: &str) -> Result<VocAnnotation> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok(VocAnnotation { width: number(size, "width")?, height: number(size, "height")?, objects })
+    Ok(VocAnnotation {
+        width: number(size, "width")?,
+        height: number(size, "height")?,
+        objects,
+    })
 }
 
 /// The first child element named `tag`.
@@ -140,7 +173,9 @@ fn text_of<'a>(node: Node<'a, '_>) -> &'a str {
 /// A numeric child element.
 fn number<T: std::str::FromStr>(node: Node, tag: &str) -> Result<T> {
     let text = text_of(child(node, tag)?);
-    text.parse().ok().with_context(|| format!("<{tag}> is '{text}', not a number"))
+    text.parse()
+        .ok()
+        .with_context(|| format!("<{tag}> is '{text}', not a number"))
 }
 
 /// A 0/1 child element; absent or empty means 0 (as labelme writes it).
@@ -156,7 +191,12 @@ fn flag(node: Node, tag: &str) -> Result<bool> {
 /// annotations, by the devkit's rule: 1 if the image has a non-difficult object of the class,
 /// 0 if it has only difficult ones, -1 otherwise. Lines are written as the devkit does
 /// (`"%s %2d"`).
-pub fn write_image_sets(root: &Path, split: &str, ids: &[String], classes: &[String]) -> Result<()> {
+pub fn write_image_sets(
+    root: &Path,
+    split: &str,
+    ids: &[String],
+    classes: &[String],
+) -> Result<()> {
     let dir = main_dir(root);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create {}: check permissions", dir.display()))?;
@@ -169,7 +209,10 @@ pub fn write_image_sets(root: &Path, split: &str, ids: &[String], classes: &[Str
         std::fs::write(&path, body)
             .with_context(|| format!("cannot write {}: check permissions", path.display()))
     };
-    write(format!("{split}.txt"), ids.iter().map(|id| format!("{id}\n")).collect())?;
+    write(
+        format!("{split}.txt"),
+        ids.iter().map(|id| format!("{id}\n")).collect(),
+    )?;
     for class in classes {
         let body = ids
             .iter()
@@ -215,7 +258,11 @@ fn read_class_labels(path: &Path) -> Result<HashMap<String, i32>> {
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             let mut fields = line.split_whitespace();
-            let parsed = match (fields.next(), fields.next().map(str::parse::<i32>), fields.next()) {
+            let parsed = match (
+                fields.next(),
+                fields.next().map(str::parse::<i32>),
+                fields.next(),
+            ) {
                 (Some(id), Some(Ok(label @ -1..=1)), None) => Some((id.to_owned(), label)),
                 _ => None,
             };

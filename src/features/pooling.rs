@@ -104,14 +104,19 @@ impl Pooling {
 pub fn pool(map: &Tensor, spec: Option<PoolSpec>) -> Result<Tensor> {
     match spec {
         Some(p) => {
-            let (_, _, h, w) = map.dims4().context("pooling expects an N x C x H x W map")?;
+            let (_, _, h, w) = map
+                .dims4()
+                .context("pooling expects an N x C x H x W map")?;
             if h + 2 * p.pad < p.kernel || w + 2 * p.pad < p.kernel {
                 bail!(
                     "a {h}x{w} map is smaller than the {}-pixel pooling kernel: check the input size",
                     p.kernel
                 );
             }
-            Ok(crate::backbone::avg_pool_padded(map, p.kernel, p.stride, p.pad)?.flatten_from(1)?)
+            Ok(
+                crate::backbone::avg_pool_padded(map, p.kernel, p.stride, p.pad)?
+                    .flatten_from(1)?,
+            )
         }
         None => Ok(map.clone()),
     }

@@ -1,0 +1,100 @@
+//! `sslbench cache ls | verify | rm`.
+
+use crate::features::{verify, FeatureStore};
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// Arguments of `sslbench cache`.
+#[derive(Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    op: CacheOp,
+    /// Feature cache folder [default: $SSLBENCH_CACHE, else the user's cache dir].
+    #[arg(long, global = true)]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CacheOp {
+    /// List the entries: digest, tap, architecture, pooling, shape, size.
+    Ls,
+    /// Check entries end to end (all, or those whose digest starts with the given prefixes).
+    Verify {
+        /// Digest prefixes.
+        digests: Vec<String>,
+    },
+    /// Remove entries by digest prefix.
+    Rm {
+        /// Digest prefixes.
+        #[arg(required = true)]
+        digests: Vec<String>,
+    },
+}
+
+/// Runs `sslbench cache`.
+pub fn run(args: CacheArgs) -> Result<()> {
+    let store = FeatureStore::open(&args.cache.unwrap_or_else(FeatureStore::default_root))?;
+    match args.op {
+        CacheOp::Ls => {
+            println!(
+                "{:<32}  {:<6} {:<28} {:<12} {:<20} {:>10}",
+                "digest", "tap", "arch", "pooling", "shape", "MiB"
+            );
+            for e in store.list()? {
+                let digest = e.path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+                let mib = e.bytes as f64 / (1 << 20) as f64;
+                match e.key {
+                    Ok(k) => println!(
+                        "{digest:<32}  {:<6} {:<28} {:<12} {:<20} {mib:>10.2}",
+                        k.tap,
+                        k.arch,
+                        k.pooling,
+                        format!("{:?}", e.shape)
+                    ),
+                    Err(_) => {
+                        println!("{digest:<32}  unreadable: run `sslbench cache verify {digest}`")
+                    }
+                }
+            }
+            Ok(())
+        }
+        CacheOp::Verify { digests } => {
+            let paths = select(&store, &digests)?;
+            let mut failed = 0;
+            for path in &paths {
+                match verify(path) {
+                    Ok(()) => println!("ok      {}", path.display()),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAILED  {e:#}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} entries failed verification", paths.len());
+            }
+            println!("{} entries verified", paths.len());
+            Ok(())
+        }
+        CacheOp::Rm { digests } => {
+            for path in select(&store, &digests)? {
+                std::fs::remove_file(&path)?;
+                println!("removed {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn select(store: &FeatureStore, prefixes: &[String]) -> Result<Vec<PathBuf>> {
+    if prefixes.is_empty() {
+        return Ok(store.list()?.into_iter().map(|e| e.path).collect());
+    }
+    let mut paths = Vec::new();
+    for p in prefixes {
+        paths.extend(store.find(p)?);
+    }
+    paths.dedup();
+    Ok(paths)
+}
