@@ -62,7 +62,11 @@ impl BackboneArgs {
         let backbone = BackboneConfig::from_table(table, dir)
             .with_context(|| format!("in backbone config {}", self.backbone.display()))?;
         let (family, _) = backbone.family()?;
+        // Precedence: shipped defaults < task file < [arch_overrides.<family>] < --set.
         let mut doc = default_extract_doc();
+        if let Some(task) = task {
+            config::merge(&mut doc, task);
+        }
         let arch_overrides = doc
             .get("arch_overrides")
             .and_then(|t| t.get(family.name()))
@@ -70,9 +74,6 @@ impl BackboneArgs {
             .cloned();
         if let Some(o) = arch_overrides {
             config::merge(&mut doc, o);
-        }
-        if let Some(task) = task {
-            config::merge(&mut doc, task);
         }
         config::set_all(&mut doc, &sets)?;
         let extract = ExtractConfig::from_doc(&doc, family)?;

@@ -150,6 +150,9 @@ pub fn get_or_extract(
         .map(|p| p.2.resume_point())
         .min()
         .unwrap_or(0);
+    if start > 0 && start < n {
+        eprintln!("resuming from image {start} of {n} (finished chunks kept from an earlier run)");
+    }
     if start < n {
         let net = Backbone::load(backbone, device)?;
         let pending_taps: Vec<Tap> = pending.iter().map(|p| p.0).collect();
