@@ -60,7 +60,7 @@ rm -rf "$VOC" && mkdir -p "$VOC"
 cp -r "$TMP/$EX/bbox_detection/data_dataset_voc/"{JPEGImages,Annotations} "$VOC/"
 
 # DERIVED FIXTURE: labelme ships no ImageSets/Main. We write trainval.txt and one
-# <class>_trainval.txt per class present in the XML files, by the VOC devkit's rule:
+# <class>_trainval.txt for each of the 20 VOC classes, by the VOC devkit's rule:
 # 1 if the image has a non-difficult object of the class, 0 if only difficult ones, -1 otherwise
 # (lines "%s %2d", as the devkit writes them). sslbench's voc::write_image_sets does the same.
 python3 - "$VOC" <<'PY'
@@ -74,7 +74,12 @@ for i in ids:
     tree = ET.parse(os.path.join(root, "Annotations", i + ".xml"))
     objects[i] = [(o.findtext("name").strip(), (o.findtext("difficult") or "").strip() == "1")
                   for o in tree.iter("object")]
-classes = sorted({name for objs in objects.values() for name, _ in objs})
+# The photos are PASCAL VOC 2011 images: label them over the 20 VOC classes, as VOCdevkit does.
+classes = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+           "train", "tvmonitor"]
+unknown = {name for objs in objects.values() for name, _ in objs} - set(classes)
+assert not unknown, "not VOC classes: %s" % unknown
 main = os.path.join(root, "ImageSets", "Main")
 os.makedirs(main, exist_ok=True)
 with open(os.path.join(main, "trainval.txt"), "w") as f:

@@ -6,6 +6,9 @@ use anyhow::{bail, Context, Result};
 
 use super::{read_text, Dataset, Sample};
 
+/// Labels must lie below this (2^20): a guard against building a huge default class list.
+const MAX_LABEL: i32 = 1 << 20;
+
 /// Reads `file`; images lie at `root/<relative path>`, the id is the relative path and the
 /// target `[label]`. Without `classes` the class names are the label numbers `0..=max`.
 pub(crate) fn load(file: &Path, root: &Path, classes: Option<Vec<String>>) -> Result<Dataset> {
@@ -17,20 +20,20 @@ pub(crate) fn load(file: &Path, root: &Path, classes: Option<Vec<String>>) -> Re
             let parsed = line
                 .trim()
                 .rsplit_once(char::is_whitespace)
-                .and_then(|(path, label)| Some((path.trim_end(), label.parse::<u32>().ok()?)));
+                .and_then(|(path, label)| Some((path.trim_end(), label.parse::<i32>().ok()?)))
+                .filter(|(_, label)| (0..MAX_LABEL).contains(label));
             let (rel, label) = parsed.with_context(|| {
                 format!(
-                    "{}:{}: expected `relative/path label` with a label >= 0, found '{line}': \
-                     fix the list file",
+                    "{}:{}: expected `relative/path label` with a label in 0..{MAX_LABEL}, \
+                     found '{line}': fix the list file",
                     file.display(),
                     i + 1
                 )
             })?;
-            let target = vec![i32::try_from(label).context("label out of range")?];
             Ok(Sample {
                 id: rel.to_owned(),
                 path: root.join(rel),
-                target,
+                target: vec![label],
             })
         })
         .collect::<Result<Vec<_>>>()?;

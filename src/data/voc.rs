@@ -75,37 +75,29 @@ pub(crate) fn load(root: &Path, split: &str, classes: Option<Vec<String>>) -> Re
     }
     let labels = classes
         .iter()
-        .map(|class| read_class_labels(&main_dir(root).join(format!("{class}_{split}.txt"))))
+        .map(|class| read_class_labels(&class_file(root, class, split)))
         .collect::<Result<Vec<_>>>()?;
     let objects = ids
         .par_iter()
         .map(|id| read_annotation(&annotation_path(root, id)).map(|a| a.objects))
         .collect::<Result<Vec<_>>>()?;
-    let samples =
-        ids.iter()
-            .map(|id| {
-                let target = labels
-                    .iter()
-                    .zip(&classes)
-                    .map(|(labels, class)| {
-                        labels.get(id).copied().with_context(|| {
-                            format!(
-                            "image {id} of {} is missing from {}: the ImageSets files disagree, \
-                             restore them from the VOCdevkit",
-                            split_file.display(),
-                            main_dir(root).join(format!("{class}_{split}.txt")).display()
-                        )
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                let path = root.join("JPEGImages").join(format!("{id}.jpg"));
-                Ok(Sample {
-                    id: id.clone(),
-                    path,
-                    target,
-                })
-            })
-            .collect::<Result<_>>()?;
+    let mut samples = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut target = Vec::with_capacity(classes.len());
+        for (labels, class) in labels.iter().zip(&classes) {
+            let label = labels.get(&id).with_context(|| {
+                format!(
+                    "image {id} of {} is missing from {}: the ImageSets files disagree, restore \
+                     them from the VOCdevkit",
+                    split_file.display(),
+                    class_file(root, class, split).display()
+                )
+            })?;
+            target.push(*label);
+        }
+        let path = root.join("JPEGImages").join(format!("{id}.jpg"));
+        samples.push(Sample { id, path, target });
+    }
     Ok(Dataset {
         objects: Some(objects),
         ..Dataset::new(classes, samples)
@@ -204,13 +196,12 @@ pub fn write_image_sets(
         .iter()
         .map(|id| read_annotation(&annotation_path(root, id)))
         .collect::<Result<Vec<_>>>()?;
-    let write = |name: String, body: String| {
-        let path = dir.join(name);
+    let write = |path: PathBuf, body: String| {
         std::fs::write(&path, body)
             .with_context(|| format!("cannot write {}: check permissions", path.display()))
     };
     write(
-        format!("{split}.txt"),
+        dir.join(format!("{split}.txt")),
         ids.iter().map(|id| format!("{id}\n")).collect(),
     )?;
     for class in classes {
@@ -219,7 +210,7 @@ pub fn write_image_sets(
             .zip(&annotations)
             .map(|(id, a)| format!("{id} {:>2}\n", presence(&a.objects, class)))
             .collect();
-        write(format!("{class}_{split}.txt"), body)?;
+        write(class_file(root, class, split), body)?;
     }
     Ok(())
 }
@@ -237,6 +228,11 @@ fn presence(objects: &[VocObject], class: &str) -> i32 {
 /// `ROOT/ImageSets/Main`.
 fn main_dir(root: &Path) -> PathBuf {
     root.join("ImageSets").join("Main")
+}
+
+/// `ROOT/ImageSets/Main/<class>_<split>.txt`.
+fn class_file(root: &Path, class: &str, split: &str) -> PathBuf {
+    main_dir(root).join(format!("{class}_{split}.txt"))
 }
 
 /// `ROOT/Annotations/<id>.xml`.
