@@ -1,15 +1,15 @@
 //! COCO reader on the real labelme COCO instances file (the same three VOC photos).
 
-mod data_common;
+mod common;
 
-use data_common::{names, samples};
+use common::{names, sample};
 use sslbench::data;
 
 fn spec(annotations: &std::path::Path) -> String {
     format!(
         "coco:{}:{}",
         annotations.display(),
-        samples("labelme-coco").display()
+        sample("labelme-coco").display()
     )
 }
 
@@ -31,7 +31,7 @@ fn present(ds: &data::Dataset) -> Vec<Vec<&str>> {
 
 #[test]
 fn presence_per_image_with_categories_sorted_by_id() {
-    let root = samples("labelme-coco");
+    let root = sample("labelme-coco");
     let ds = data::open(&spec(&root.join("annotations.json")), None).unwrap();
     assert_eq!(ds.classes.len(), 21);
     assert_eq!(ds.classes[0], "_background_");
@@ -65,7 +65,7 @@ fn presence_per_image_with_categories_sorted_by_id() {
 #[test]
 fn class_override_selects_and_orders_columns() {
     let ds = data::open(
-        &spec(&samples("labelme-coco/annotations.json")),
+        &spec(&sample("labelme-coco/annotations.json")),
         Some(names(&["person", "bus"])),
     )
     .unwrap();
@@ -73,7 +73,7 @@ fn class_override_selects_and_orders_columns() {
     assert_eq!(targets, [vec![1, -1], vec![1, -1], vec![-1, 1]]);
 
     let unknown = data::open(
-        &spec(&samples("labelme-coco/annotations.json")),
+        &spec(&sample("labelme-coco/annotations.json")),
         Some(names(&["pottedplant"])),
     );
     let msg = format!("{:#}", unknown.unwrap_err());
@@ -87,7 +87,7 @@ fn class_override_selects_and_orders_columns() {
 /// without annotations stay, all absent.
 #[test]
 fn invalid_objects_do_not_count_and_unannotated_images_stay() {
-    let text = std::fs::read_to_string(samples("labelme-coco/annotations.json")).unwrap();
+    let text = std::fs::read_to_string(sample("labelme-coco/annotations.json")).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let annotations = json["annotations"].as_array_mut().unwrap();
     for a in annotations.iter_mut() {

@@ -1,8 +1,8 @@
 //! ImageFolder trees and list files on the scikit-image photos; SPEC parsing.
 
-mod data_common;
+mod common;
 
-use data_common::{names, samples};
+use common::{names, sample};
 use sslbench::data;
 
 fn err(result: anyhow::Result<data::Dataset>) -> String {
@@ -11,7 +11,7 @@ fn err(result: anyhow::Result<data::Dataset>) -> String {
 
 #[test]
 fn imagefolder_classes_sorted_images_sorted() {
-    let root = samples("skimage-folder");
+    let root = sample("skimage-folder");
     let ds = data::open(&format!("imagefolder:{}", root.display()), None).unwrap();
     assert_eq!(ds.classes, ["biomedical", "photo", "texture"]);
     let ids: Vec<_> = ds.samples.iter().map(|s| s.id.as_str()).collect();
@@ -41,7 +41,7 @@ fn imagefolder_classes_sorted_images_sorted() {
 
 #[test]
 fn imagefolder_class_override_picks_folders_in_order() {
-    let root = samples("skimage-folder");
+    let root = sample("skimage-folder");
     let ds = data::open(
         &format!("imagefolder:{}", root.display()),
         Some(names(&["texture", "photo"])),
@@ -64,7 +64,7 @@ fn imagefolder_class_override_picks_folders_in_order() {
 #[test]
 fn imagefolder_extensions_case_insensitive_and_nested_in_torchvision_order() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = std::fs::read(samples("skimage/astronaut.png")).unwrap();
+    let photo = std::fs::read(sample("skimage/astronaut.png")).unwrap();
     for file in [
         "a/Z.JPG",
         "a/sub/x.Png",
@@ -98,7 +98,7 @@ fn list_file_relative_paths_and_labels() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("val.txt");
     std::fs::write(&list, "astronaut.png 3\n\nchelsea.png 1\n").unwrap();
-    let root = samples("skimage");
+    let root = sample("skimage");
     let spec = format!("list:{}:{}", list.display(), root.display());
     let ds = data::open(&spec, None).unwrap();
     assert_eq!(ds.spec, spec);

@@ -1,11 +1,11 @@
 //! Decoding and transforms on the scikit-image photos: torchvision parity, channel order,
 //! squash vs centre crop, TOML form, and the errors for missing, corrupt and small images.
 
-mod data_common;
+mod common;
 
 use std::path::Path;
 
-use data_common::{imagenet_center, samples};
+use common::{imagenet_center, sample};
 use image::{Rgb, RgbImage};
 use sslbench::data::{
     decode, decode_batch, ChannelOrder, Crop, ImageError, Resize, TransformConfig, TransformError,
@@ -41,7 +41,7 @@ fn matches_torchvision_center_crop() {
     let tf = imagenet_center();
     for (i, photo) in ["astronaut.png", "chelsea.png"].into_iter().enumerate() {
         let ours = tf
-            .apply(&decode(&samples("skimage").join(photo)).unwrap())
+            .apply(&decode(&sample("skimage").join(photo)).unwrap())
             .unwrap();
         let theirs = input
             .get(i)
@@ -65,7 +65,7 @@ fn matches_torchvision_center_crop() {
 
 #[test]
 fn output_is_chw_of_size_squared() {
-    let chelsea = decode(&samples("skimage/chelsea.png")).unwrap();
+    let chelsea = decode(&sample("skimage/chelsea.png")).unwrap();
     assert_eq!(chelsea.dimensions(), (451, 300));
     for crop in [Crop::Squash, Crop::Center] {
         for (resize, size) in [
@@ -90,7 +90,7 @@ fn output_is_chw_of_size_squared() {
 
 #[test]
 fn bgr_swaps_channels_with_their_mean_and_std() {
-    let img = decode(&samples("skimage/coffee.png")).unwrap();
+    let img = decode(&sample("skimage/coffee.png")).unwrap();
     let rgb = imagenet_center();
     let bgr = TransformConfig {
         channel_order: ChannelOrder::Bgr,
@@ -159,7 +159,7 @@ fn squash_keeps_the_whole_image_and_center_cuts_it() {
 
 #[test]
 fn too_small_for_the_crop_is_an_error() {
-    let tiny = decode(&samples("skimage/microaneurysms.png")).unwrap(); // 102 x 102
+    let tiny = decode(&sample("skimage/microaneurysms.png")).unwrap(); // 102 x 102
     let tf = raw(Resize::None, Crop::Center, 224);
     let e = tf.apply(&tiny).unwrap_err();
     assert!(
@@ -248,7 +248,7 @@ fn toml_form() {
 
 #[test]
 fn decode_converts_grey_rgba_and_16_bit_to_rgb8() {
-    let dir = samples("skimage");
+    let dir = sample("skimage");
     let camera = decode(&dir.join("camera.png")).unwrap(); // 8-bit grey
     assert!(camera
         .pixels()
@@ -275,7 +275,7 @@ fn broken_images(dir: &Path) -> Vec<std::path::PathBuf> {
     ["rocket.jpg", "coffee.png"]
         .iter()
         .map(|name| {
-            let bytes = std::fs::read(samples("skimage").join(name)).unwrap();
+            let bytes = std::fs::read(sample("skimage").join(name)).unwrap();
             let path = dir.join(format!("truncated_{name}"));
             std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
             path
@@ -313,8 +313,8 @@ fn corrupt_images_are_errors_naming_the_file() {
 fn decode_batch_keeps_order_and_reports_each_failure() {
     let dir = tempfile::tempdir().unwrap();
     let broken = broken_images(dir.path());
-    let good = samples("skimage/astronaut.png");
-    let tiny = samples("skimage/microaneurysms.png");
+    let good = sample("skimage/astronaut.png");
+    let tiny = sample("skimage/microaneurysms.png");
     let missing = dir.path().join("gone.png");
     let paths = [
         good.as_path(),

@@ -1,10 +1,10 @@
 //! VOC reader on the real labelme PASCAL VOC photos (ImageSets/Main derived by the fetch script).
 
-mod data_common;
+mod common;
 
 use std::path::Path;
 
-use data_common::{names, samples, voc_copy};
+use common::{names, sample, voc_copy};
 use sslbench::data::{self, voc};
 
 const IDS: [&str; 3] = ["2011_000003", "2011_000006", "2011_000025"];
@@ -26,7 +26,7 @@ fn err(result: anyhow::Result<impl std::fmt::Debug>) -> String {
 
 #[test]
 fn reads_targets_boxes_and_paths() {
-    let root = samples("labelme-voc");
+    let root = sample("labelme-voc");
     let ds = open(&root).unwrap();
     assert_eq!(ds.classes, ["bus", "car", "person"]);
     let ids: Vec<_> = ds.samples.iter().map(|s| s.id.as_str()).collect();
@@ -63,7 +63,7 @@ fn reads_targets_boxes_and_paths() {
 
 #[test]
 fn default_classes_are_the_twenty_voc_classes_and_each_file_is_required() {
-    let root = samples("labelme-voc");
+    let root = sample("labelme-voc");
     let ds = data::open(&spec(&root, "trainval"), None).unwrap();
     assert_eq!(ds.classes.len(), 20);
     let person = ds.classes.iter().position(|c| c == "person").unwrap();
@@ -85,7 +85,7 @@ fn default_classes_are_the_twenty_voc_classes_and_each_file_is_required() {
 
 #[test]
 fn write_image_sets_matches_the_fetch_script() {
-    let root = samples("labelme-voc");
+    let root = sample("labelme-voc");
     let dir = voc_copy();
     std::fs::remove_dir_all(dir.path().join("ImageSets")).unwrap();
     voc::write_image_sets(
@@ -134,7 +134,7 @@ fn difficult_only_objects_give_label_zero() {
 
 #[test]
 fn manifest_digest_is_stable_and_sensitive_to_file_size() {
-    let base = open(&samples("labelme-voc"))
+    let base = open(&sample("labelme-voc"))
         .unwrap()
         .manifest_digest()
         .unwrap();

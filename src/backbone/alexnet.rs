@@ -2,7 +2,10 @@
 //! variant as VISSL's `alexnet_jigsaw` stores it (96-256-384-384-256, 227 input, conv1
 //! stride 2, grouped convs, LRN after pools 1-2, batch norm on conv3-5).
 
-use super::layers::{local_response_norm, max_pool_relu, ConvInit, ConvSpec, FrozenConv};
+use super::layers::{
+    from_channel_major, local_response_norm, max_pool_relu, to_channel_major, ConvInit, ConvSpec,
+    FrozenConv,
+};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -110,16 +113,14 @@ impl AlexNet {
         Ok(Self { kind, convs })
     }
 
-    /// One forward pass that returns the requested taps, in the order asked, and stops after
-    /// the deepest one.
-    pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Option<Tensor>>> {
-        let depth = |t: &Tap| Self::TAPS.iter().position(|u| u == t);
-        let deepest = taps.iter().filter_map(depth).max().unwrap_or(0);
-        let mut outputs: Vec<Option<Tensor>> = vec![None; Self::TAPS.len()];
-        let mut h = x.clone();
+    /// One forward pass over an NCHW batch that returns, shallow to deep, the maps of
+    /// `TAPS` up to index `deepest` (NCHW, pool5 flattened to N x D).
+    pub fn forward_until(&self, x: &Tensor, deepest: usize) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::with_capacity(deepest + 1);
+        let mut h = to_channel_major(x)?;
         for (i, conv) in self.convs.iter().enumerate().take(deepest.min(4) + 1) {
             h = conv.forward(&h)?.relu()?;
-            outputs[i] = Some(h.clone());
+            outputs.push(from_channel_major(&h)?);
             if i < 2 {
                 h = max_pool_relu(&h, 3, 2, 0)?;
                 if self.kind == AlexNetKind::Jigsaw {
@@ -129,11 +130,9 @@ impl AlexNet {
             }
         }
         if deepest == 5 {
-            outputs[5] = Some(max_pool_relu(&h, 3, 2, 0)?.flatten_from(1)?);
+            let pooled = from_channel_major(&max_pool_relu(&h, 3, 2, 0)?)?;
+            outputs.push(pooled.flatten_from(1)?);
         }
-        Ok(taps
-            .iter()
-            .map(|t| depth(t).and_then(|i| outputs[i].clone()))
-            .collect())
+        Ok(outputs)
     }
 }

@@ -129,14 +129,102 @@ impl FrozenConv {
         Ok(Self { weight, bias, spec })
     }
 
-    /// Applies the convolution (and folded norm), without activation.
+    /// Applies the convolution (and folded norm), without activation, to a map in the
+    /// trunk's channel-major layout (C x N x H x W; see [`to_channel_major`]).
+    ///
+    /// The convolution is one GEMM per group over the whole batch: weights (C_out x C_in.k.k)
+    /// times the im2col matrix (C_in.k.k x N.H.W). A 1x1 stride-1 convolution needs no
+    /// im2col at all, and the output comes out channel-major again, so activations never
+    /// change layout between layers.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = &self.spec;
-        let y = x.conv2d(&self.weight, s.padding, s.stride, s.dilation, s.groups)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, s.cout, 1, 1))?),
-            None => Ok(y),
+        let (_, n, h, w) = x.dims4()?;
+        let span = s.dilation * (s.kernel - 1) + 1;
+        let ho = (h + 2 * s.padding - span) / s.stride + 1;
+        let wo = (w + 2 * s.padding - span) / s.stride + 1;
+        let cols = if s.kernel == 1 && s.stride == 1 && s.padding == 0 {
+            x.reshape((s.cin, n * h * w))?
+        } else {
+            im2col(x, s, ho, wo)?
+        };
+        let rows = s.cin / s.groups * s.kernel * s.kernel;
+        let weight = self
+            .weight
+            .reshape((s.cout, s.cin * s.kernel * s.kernel / s.groups))?;
+        let y = if s.groups == 1 {
+            weight.matmul(&cols)?
+        } else {
+            let per_group = s.cout / s.groups;
+            let outs = (0..s.groups)
+                .map(|g| {
+                    weight
+                        .narrow(0, g * per_group, per_group)?
+                        .matmul(&cols.narrow(0, g * rows, rows)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&outs, 0)?
+        };
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((s.cout, 1))?)?,
+            None => y,
+        };
+        y.reshape((s.cout, n, ho, wo))
+    }
+}
+
+/// The im2col matrix of a channel-major map: rows (c, kh, kw), columns (n, y, x).
+fn im2col(x: &Tensor, s: &ConvSpec, ho: usize, wo: usize) -> Result<Tensor> {
+    let (c, n, _, _) = x.dims4()?;
+    let padded = pad_spatial(x, s.padding)?;
+    // Split a strided input into its stride x stride phases once, so that every kernel
+    // offset becomes a plain window of one phase.
+    let phases = if s.stride == 1 {
+        vec![padded]
+    } else {
+        let (_, _, hp, wp) = padded.dims4()?;
+        let (hq, wq) = (hp.div_ceil(s.stride), wp.div_ceil(s.stride));
+        let full = padded
+            .pad_with_zeros(2, 0, hq * s.stride - hp)?
+            .pad_with_zeros(3, 0, wq * s.stride - wp)?
+            .reshape((c, n, hq, s.stride, wq, s.stride))?;
+        let mut phases = Vec::with_capacity(s.stride * s.stride);
+        for a in 0..s.stride {
+            for b in 0..s.stride {
+                phases.push(
+                    full.narrow(3, a, 1)?
+                        .narrow(5, b, 1)?
+                        .squeeze(5)?
+                        .squeeze(3)?,
+                );
+            }
         }
+        phases
+    };
+    let mut windows = Vec::with_capacity(s.kernel * s.kernel);
+    for kh in 0..s.kernel {
+        for kw in 0..s.kernel {
+            let (oy, ox) = (kh * s.dilation, kw * s.dilation);
+            let phase = &phases[(oy % s.stride) * s.stride + ox % s.stride];
+            windows.push(
+                phase
+                    .narrow(2, oy / s.stride, ho)?
+                    .narrow(3, ox / s.stride, wo)?,
+            );
+        }
+    }
+    Tensor::stack(&windows, 1)?.reshape((c * s.kernel * s.kernel, n * ho * wo))
+}
+
+/// NCHW (the images, the taps) to the trunk's channel-major C x N x H x W layout.
+pub fn to_channel_major(x: &Tensor) -> Result<Tensor> {
+    x.permute((1, 0, 2, 3))?.contiguous()
+}
+
+/// The trunk's channel-major layout back to NCHW (4-D maps) or N x C (pooled vectors).
+pub fn from_channel_major(x: &Tensor) -> Result<Tensor> {
+    match x.rank() {
+        2 => x.t()?.contiguous(),
+        _ => x.permute((1, 0, 2, 3))?.contiguous(),
     }
 }
 
@@ -159,8 +247,9 @@ pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> 
     pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride)
 }
 
-/// Local response normalisation across channels, as PyTorch's `LocalResponseNorm(size,
-/// alpha, beta, k)`: x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta.
+/// Local response normalisation across the channels (dimension 0 of a channel-major map),
+/// as PyTorch's `LocalResponseNorm(size, alpha, beta, k)`: x / (k + alpha * mean of x^2 over
+/// `size` neighbouring channels)^beta.
 pub fn local_response_norm(
     x: &Tensor,
     size: usize,
@@ -168,17 +257,17 @@ pub fn local_response_norm(
     beta: f64,
     k: f64,
 ) -> Result<Tensor> {
-    let channels = x.dim(1)?;
-    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
-    let mut sum = sq.narrow(1, 0, channels)?;
+    let channels = x.dim(0)?;
+    let sq = x.sqr()?.pad_with_zeros(0, size / 2, (size - 1) / 2)?;
+    let mut sum = sq.narrow(0, 0, channels)?;
     for offset in 1..size {
-        sum = (sum + sq.narrow(1, offset, channels)?)?;
+        sum = (sum + sq.narrow(0, offset, channels)?)?;
     }
     let div = ((sum * (alpha / size as f64))? + k)?.powf(beta)?;
     x / div
 }
 
-/// Global average pool of an NCHW map to N x C.
+/// Global average pool of a map over its two spatial dimensions (C x N x H x W -> C x N).
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean(D::Minus1)?.mean(D::Minus1)
 }

@@ -245,15 +245,14 @@ impl Backbone {
                 );
             }
         }
+        let order = self.family.taps();
+        let index = |t: &Tap| order.iter().position(|u| u == t).unwrap_or(0);
+        let deepest = taps.iter().map(index).max().unwrap_or(0);
         let outputs = match &self.trunk {
-            Trunk::ResNet(r) => r.forward_taps(x, taps)?,
-            Trunk::AlexNet(a) => a.forward_taps(x, taps)?,
+            Trunk::ResNet(r) => r.forward_until(x, deepest)?,
+            Trunk::AlexNet(a) => a.forward_until(x, deepest)?,
         };
-        outputs
-            .into_iter()
-            .zip(taps)
-            .map(|(o, t)| o.with_context(|| format!("internal: tap {t} not produced")))
-            .collect()
+        Ok(taps.iter().map(|t| outputs[index(t)].clone()).collect())
     }
 }
 

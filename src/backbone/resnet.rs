@@ -2,7 +2,10 @@
 //! multiplier applied to every stage (the SwAV/VISSL `resnet50wN` rule: stem 64*w,
 //! bottleneck planes 64*w..512*w, outputs 4x those), and optional dilation of res4/res5.
 
-use super::layers::{global_avg_pool, max_pool_relu, ConvInit, ConvSpec, FrozenConv};
+use super::layers::{
+    from_channel_major, global_avg_pool, max_pool_relu, to_channel_major, ConvInit, ConvSpec,
+    FrozenConv,
+};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -130,30 +133,22 @@ impl ResNet {
         Tap::Pool5,
     ];
 
-    /// One forward pass that returns the requested taps, in the order asked, and stops after
-    /// the deepest one.
-    pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Option<Tensor>>> {
-        let depth = |t: &Tap| Self::TAPS.iter().position(|u| u == t);
-        let deepest = taps.iter().filter_map(depth).max().unwrap_or(0);
-        let mut outputs: Vec<Option<Tensor>> = vec![None; Self::TAPS.len()];
-        let mut h = self.stem.forward(x)?.relu()?;
-        outputs[0] = Some(h.clone());
+    /// One forward pass over an NCHW batch that returns, shallow to deep, the maps of
+    /// `TAPS` up to index `deepest` (NCHW, pool5 as N x C).
+    pub fn forward_until(&self, x: &Tensor, deepest: usize) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::with_capacity(deepest + 1);
+        let mut h = self.stem.forward(&to_channel_major(x)?)?.relu()?;
+        outputs.push(from_channel_major(&h)?);
         h = max_pool_relu(&h, 3, 2, 1)?;
-        for (i, stage) in self.stages.iter().enumerate() {
-            if i + 1 > deepest {
-                break;
-            }
+        for stage in self.stages.iter().take(deepest.min(4)) {
             for block in stage {
                 h = block.forward(&h)?;
             }
-            outputs[i + 1] = Some(h.clone());
+            outputs.push(from_channel_major(&h)?);
         }
         if deepest == 5 {
-            outputs[5] = Some(global_avg_pool(&h)?);
+            outputs.push(from_channel_major(&global_avg_pool(&h)?)?);
         }
-        Ok(taps
-            .iter()
-            .map(|t| depth(t).and_then(|i| outputs[i].clone()))
-            .collect())
+        Ok(outputs)
     }
 }

@@ -1,8 +1,6 @@
 //! `sslbench extract`: features of some taps into the cache.
 
-use super::setup::{classes, BackboneArgs};
-use crate::features::extract::Status;
-use crate::features::get_or_extract;
+use super::setup::BackboneArgs;
 use anyhow::Result;
 use clap::Args;
 
@@ -20,36 +18,14 @@ pub struct ExtractArgs {
 pub fn run(args: ExtractArgs) -> Result<()> {
     let setup = args.common.setup(None)?;
     let taps = args.common.taps(None)?;
-    let dataset = crate::data::open(&args.dataset, classes(&setup.doc)?)?;
-    eprintln!(
-        "{}: {} images, {} classes; backbone {}; cache {}",
-        args.dataset,
-        dataset.samples.len(),
-        dataset.classes.len(),
-        setup.backbone.arch_id()?,
-        setup.store.root().display()
-    );
-    let entries = get_or_extract(
-        &setup.store,
-        &setup.backbone,
-        &setup.device,
-        &dataset,
-        &taps,
-        &setup.extract,
-    )?;
+    let (_, entries) = setup.features(&args.dataset, &taps)?;
     for e in entries {
-        let how = match e.status {
-            Status::Cached => "cached".to_string(),
-            Status::Extracted { resumed_from: 0 } => "extracted".to_string(),
-            Status::Extracted { resumed_from } => {
-                format!("extracted, resumed from image {resumed_from}")
-            }
-        };
         println!(
-            "{:<6} {}  {}  ({how})",
+            "{:<6} {}  {}  ({})",
             e.tap.name(),
             e.key.pooling,
-            e.path.display()
+            e.path.display(),
+            e.status
         );
     }
     Ok(())

@@ -1,10 +1,9 @@
 //! `sslbench run tasks/<task>.toml`: a task config in, a results JSON (and a Markdown table)
 //! out. The `task` field picks the implementation.
 
-use super::setup::{classes, BackboneArgs};
+use super::setup::BackboneArgs;
 use crate::config;
-use crate::features::extract::{Extracted, Status};
-use crate::features::get_or_extract;
+use crate::features::extract::Extracted;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -52,15 +51,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             };
             let mut datasets = Vec::new();
             for spec in specs {
-                let dataset = crate::data::open(&spec, classes(&setup.doc)?)?;
-                let entries = get_or_extract(
-                    &setup.store,
-                    &setup.backbone,
-                    &setup.device,
-                    &dataset,
-                    &taps,
-                    &setup.extract,
-                )?;
+                let (dataset, entries) = setup.features(&spec, &taps)?;
                 datasets.push(json!({
                     "spec": spec,
                     "images": dataset.samples.len(),
@@ -100,10 +91,7 @@ fn entry_json(e: &Extracted) -> serde_json::Value {
         "cache_key": e.key,
         "digest": e.key.digest(),
         "path": e.path,
-        "status": match e.status {
-            Status::Cached => "cached".to_string(),
-            Status::Extracted { resumed_from } => format!("extracted from image {resumed_from}"),
-        },
+        "status": e.status.to_string(),
     })
 }
 

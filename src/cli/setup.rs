@@ -3,7 +3,10 @@
 
 use crate::backbone::{BackboneConfig, Tap};
 use crate::config;
-use crate::features::{default_extract_doc, ExtractConfig, FeatureStore};
+use crate::data::Dataset;
+use crate::features::{
+    default_extract_doc, get_or_extract, ExtractConfig, Extracted, FeatureStore,
+};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
@@ -101,6 +104,30 @@ impl BackboneArgs {
     }
 }
 
+impl Setup {
+    /// Opens the dataset of `spec` (with the `data.classes` override) and returns the
+    /// entries of `taps`, extracting what the cache lacks.
+    pub fn features(&self, spec: &str, taps: &[Tap]) -> Result<(Dataset, Vec<Extracted>)> {
+        let dataset = crate::data::open(spec, classes(&self.doc)?)?;
+        eprintln!(
+            "{spec}: {} images, {} classes; backbone {}; cache {}",
+            dataset.samples.len(),
+            dataset.classes.len(),
+            self.backbone.arch_id()?,
+            self.store.root().display()
+        );
+        let entries = get_or_extract(
+            &self.store,
+            &self.backbone,
+            &self.device,
+            &dataset,
+            taps,
+            &self.extract,
+        )?;
+        Ok((dataset, entries))
+    }
+}
+
 /// Parses `cpu` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
     match spec {
@@ -121,7 +148,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 }
 
 /// The dataset's class list override, `data.classes`, if any.
-pub fn classes(doc: &toml::Table) -> Result<Option<Vec<String>>> {
+fn classes(doc: &toml::Table) -> Result<Option<Vec<String>>> {
     doc.get("data")
         .and_then(|d| d.get("classes"))
         .map(|v| {

@@ -78,6 +78,18 @@ pub enum Status {
     },
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Cached => f.write_str("cached"),
+            Status::Extracted { resumed_from: 0 } => f.write_str("extracted"),
+            Status::Extracted { resumed_from } => {
+                write!(f, "extracted, resumed from image {resumed_from}")
+            }
+        }
+    }
+}
+
 /// One tap's entry in the store.
 #[derive(Clone, Debug)]
 pub struct Extracted {

@@ -2,8 +2,9 @@
 #![allow(dead_code)]
 
 use candle_core::Tensor;
+use sslbench::data::{ChannelOrder, Crop, Resize, TransformConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A committed fixture (tests/fixtures/...), derived by a data-script from real data.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -46,4 +47,44 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap();
     let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
     diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+}
+
+/// Copies a directory tree (the sample sets are a few files).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A tempdir holding a copy of the labelme VOC sample set.
+pub fn voc_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&sample("labelme-voc"), dir.path());
+    dir
+}
+
+/// Strings from string literals.
+pub fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// torchvision's ImageNet evaluation transform: Resize(256), CenterCrop(224), ToTensor,
+/// Normalize.
+pub fn imagenet_center() -> TransformConfig {
+    TransformConfig {
+        resize: Resize::Shorter(256),
+        crop: Crop::Center,
+        size: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        pixel_scale: 1.0 / 255.0,
+        channel_order: ChannelOrder::Rgb,
+    }
 }
