@@ -108,10 +108,7 @@ impl PartialEntry {
 
     /// Reads the rows of the chunk starting at `start`.
     pub fn rows(&self, start: usize) -> Result<Vec<f32>> {
-        let path = self.chunk_path(start);
-        let mut reader = BufReader::new(std::fs::File::open(&path)?);
-        let mut line = Vec::new();
-        reader.read_until(b'\n', &mut line)?;
+        let (_, mut reader) = open_chunk(&self.chunk_path(start))?;
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
         Ok(bytes
@@ -132,6 +129,12 @@ impl PartialEntry {
 }
 
 fn read_header(path: &Path) -> Result<ChunkHeader> {
+    Ok(open_chunk(path)?.0)
+}
+
+/// Opens a chunk file, checks its length against its header, and returns the header with
+/// the reader positioned at the first row.
+fn open_chunk(path: &Path) -> Result<(ChunkHeader, BufReader<std::fs::File>)> {
     let mut reader = BufReader::new(std::fs::File::open(path)?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -141,7 +144,7 @@ fn read_header(path: &Path) -> Result<ChunkHeader> {
     if std::fs::metadata(path)?.len() != expected {
         bail!("truncated chunk {}", path.display());
     }
-    Ok(header)
+    Ok((header, reader))
 }
 
 /// Writes `bytes` to a temporary sibling, syncs it, and renames it onto `path`.
