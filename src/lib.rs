@@ -6,3 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod features;
+pub mod linear;
+pub mod report;
+pub mod tasks;

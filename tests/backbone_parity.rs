@@ -21,6 +21,7 @@ fn config(arch: &str, weights: &str, width: f64) -> BackboneConfig {
         key: None,
         width: Some(width),
         output_stride: 32,
+        paper_row: None,
     }
 }
 

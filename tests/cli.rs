@@ -162,7 +162,9 @@ fn cache_commands_and_run_write_what_they_say() {
     )
     .unwrap();
     assert_eq!(json["schema"], "sslbench.result/1");
-    let entries = json["result"]["datasets"][0]["entries"].as_array().unwrap();
+    let entries = json["details"]["datasets"][0]["entries"]
+        .as_array()
+        .unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0]["cache_key"]["pooling"], "avg:28/9/0");
     assert!(json["config"]["transform"]["size"] == 227);

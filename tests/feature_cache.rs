@@ -25,6 +25,7 @@ fn tiny_resnet() -> BackboneConfig {
         key: None,
         width: Some(1.0 / 16.0),
         output_stride: 32,
+        paper_row: None,
     }
 }
 

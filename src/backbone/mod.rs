@@ -47,6 +47,10 @@ pub struct BackboneConfig {
     /// ResNet output stride: 32, 16 (res5 dilated) or 8 (res4 and res5 dilated).
     #[serde(default = "default_output_stride")]
     pub output_stride: usize,
+    /// The row of the paper's tables this backbone stands for (e.g. "Random"), so that
+    /// `sslbench table --reference goyal2019` puts the published numbers beside ours.
+    #[serde(default)]
+    pub paper_row: Option<String>,
 }
 
 fn default_output_stride() -> usize {

@@ -1,17 +1,14 @@
-//! `sslbench run tasks/<task>.toml`: a task config in, a results JSON (and a Markdown table)
-//! out. The `task` field picks the implementation.
+//! `sslbench run tasks/<task>.toml`: a task config in, `results/<task>_<backbone>.json` (and
+//! its tables) out. The `task` field of the file picks the implementation.
 
 use super::setup::BackboneArgs;
 use crate::config;
-use crate::features::extract::Extracted;
+use crate::report::{RunResult, RESULT_SCHEMA};
+use crate::tasks::{self, RunContext, TaskOutput};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Version of the results JSON layout.
-pub const RESULT_SCHEMA: &str = "sslbench.result/1";
 
 /// Arguments of `sslbench run`.
 #[derive(Args)]
@@ -27,13 +24,20 @@ pub struct RunArgs {
 
 /// Runs `sslbench run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let task = config::read_table(&args.task)?;
-    let setup = args.common.setup(Some(task))?;
+    let result = run_task(&args.task, &args.common, &args.out)?;
+    crate::report::write_run(&result, &args.out)?;
+    Ok(())
+}
+
+/// Runs one task file on one backbone and returns its result (not yet written).
+pub fn run_task(task_file: &Path, common: &BackboneArgs, out: &Path) -> Result<RunResult> {
+    let task = config::read_table(task_file)?;
+    let setup = common.setup(Some(task))?;
     let kind = setup
         .doc
         .get("task")
         .and_then(|t| t.as_str())
-        .with_context(|| format!("{} has no `task = \"...\"` field", args.task.display()))?
+        .with_context(|| format!("{} has no `task = \"...\"` field", task_file.display()))?
         .to_string();
     let started = Instant::now();
     let default_taps = setup
@@ -41,57 +45,46 @@ pub fn run(args: RunArgs) -> Result<()> {
         .get("taps")
         .and_then(|t| t.as_str())
         .map(str::to_string);
-    let taps = args.common.taps(default_taps.as_deref())?;
-    let body = match kind.as_str() {
-        "features" => {
-            let specs: Vec<String> = match setup.doc.get("data").and_then(|d| d.get("spec")) {
-                Some(toml::Value::String(s)) => vec![s.clone()],
-                Some(v) => v.clone().try_into().context("data.spec must be a SPEC or a list of them")?,
-                None => bail!("set the dataset: --set data.spec=voc:ROOT:SPLIT (or imagefolder:, coco:, list:)"),
-            };
-            let mut datasets = Vec::new();
-            for spec in specs {
-                let (dataset, entries) = setup.features(&spec, &taps)?;
-                datasets.push(json!({
-                    "spec": spec,
-                    "images": dataset.samples.len(),
-                    "classes": dataset.classes,
-                    "entries": entries.iter().map(entry_json).collect::<Vec<_>>(),
-                }));
-            }
-            json!({ "datasets": datasets })
-        }
-        other => bail!("unknown task `{other}` in {}", args.task.display()),
+    let taps = common.taps(default_taps.as_deref())?;
+    let task_name = stem(task_file);
+    let backbone_name = stem(&common.backbone);
+    let name = format!("{task_name}_{backbone_name}");
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the results folder {}", out.display()))?;
+    let ctx = RunContext {
+        setup: &setup,
+        taps: &taps,
+        out: out.to_path_buf(),
+        run: name.clone(),
     };
-    let name = format!("{}_{}", stem(&args.task), stem(&args.common.backbone));
-    let result = json!({
-        "schema": RESULT_SCHEMA,
-        "run": name,
-        "task": kind,
-        "task_file": args.task,
-        "backbone": setup.backbone,
-        "config": setup.doc,
-        "taps": taps.iter().map(|t| t.name()).collect::<Vec<_>>(),
-        "result": body,
-        "timings": { "total_s": started.elapsed().as_secs_f64() },
-    });
-    std::fs::create_dir_all(&args.out)?;
-    let path = args.out.join(format!("{name}.json"));
-    crate::features::partial::write_atomic(
-        &path,
-        serde_json::to_string_pretty(&result)?.as_bytes(),
-    )?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
-fn entry_json(e: &Extracted) -> serde_json::Value {
-    json!({
-        "tap": e.tap.name(),
-        "cache_key": e.key,
-        "digest": e.key.digest(),
-        "path": e.path,
-        "status": e.status.to_string(),
+    let output: TaskOutput = match kind.as_str() {
+        "features" => tasks::features::run(&ctx)?,
+        "svm" => tasks::voc07_svm::run(&ctx)?,
+        "lowshot" => tasks::lowshot::run(&ctx)?,
+        "linear_probe" => tasks::linear_probe::run(&ctx)?,
+        other => bail!(
+            "unknown task `{other}` in {}: use features, svm, lowshot or linear_probe",
+            task_file.display()
+        ),
+    };
+    let mut timings = output.timings;
+    timings.insert("total_s".into(), started.elapsed().as_secs_f64().into());
+    Ok(RunResult {
+        schema: RESULT_SCHEMA.to_string(),
+        run: name,
+        task: task_name,
+        kind,
+        task_file: task_file.to_path_buf(),
+        backbone_name,
+        arch: setup.backbone.family()?.0.name().to_string(),
+        paper_row: setup.backbone.paper_row.clone(),
+        backbone: serde_json::to_value(&setup.backbone)?,
+        config: serde_json::to_value(&setup.doc)?,
+        taps: taps.iter().map(|t| t.name().to_string()).collect(),
+        cache: output.cache,
+        metrics: output.metrics,
+        details: output.details,
+        timings: timings.into(),
     })
 }
 

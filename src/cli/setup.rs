@@ -3,10 +3,8 @@
 
 use crate::backbone::{BackboneConfig, Tap};
 use crate::config;
-use crate::data::Dataset;
-use crate::features::{
-    default_extract_doc, get_or_extract, ExtractConfig, Extracted, FeatureStore,
-};
+use crate::features::{default_extract_doc, ExtractConfig, FeatureStore};
+use crate::tasks::Setup;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
@@ -30,20 +28,6 @@ pub struct BackboneArgs {
     /// Override any config field: `--set transform.resize=none`, `--set backbone.seed=3`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-}
-
-/// Everything a run needs, resolved from the arguments.
-pub struct Setup {
-    /// The backbone config, with `backbone.*` overrides applied.
-    pub backbone: BackboneConfig,
-    /// The merged config: shipped defaults, arch overrides, the task file, `--set`.
-    pub doc: toml::Table,
-    /// The extraction protocol read from `doc`.
-    pub extract: ExtractConfig,
-    /// The device.
-    pub device: Device,
-    /// The feature cache.
-    pub store: FeatureStore,
 }
 
 impl BackboneArgs {
@@ -104,30 +88,6 @@ impl BackboneArgs {
     }
 }
 
-impl Setup {
-    /// Opens the dataset of `spec` (with the `data.classes` override) and returns the
-    /// entries of `taps`, extracting what the cache lacks.
-    pub fn features(&self, spec: &str, taps: &[Tap]) -> Result<(Dataset, Vec<Extracted>)> {
-        let dataset = crate::data::open(spec, classes(&self.doc)?)?;
-        eprintln!(
-            "{spec}: {} images, {} classes; backbone {}; cache {}",
-            dataset.samples.len(),
-            dataset.classes.len(),
-            self.backbone.arch_id()?,
-            self.store.root().display()
-        );
-        let entries = get_or_extract(
-            &self.store,
-            &self.backbone,
-            &self.device,
-            &dataset,
-            taps,
-            &self.extract,
-        )?;
-        Ok((dataset, entries))
-    }
-}
-
 /// Parses `cpu` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
     match spec {
@@ -145,16 +105,4 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         }
         other => bail!("unknown device `{other}`: use cpu or cuda:N"),
     }
-}
-
-/// The dataset's class list override, `data.classes`, if any.
-fn classes(doc: &toml::Table) -> Result<Option<Vec<String>>> {
-    doc.get("data")
-        .and_then(|d| d.get("classes"))
-        .map(|v| {
-            v.clone()
-                .try_into()
-                .context("data.classes must be a list of names")
-        })
-        .transpose()
 }
