@@ -48,3 +48,20 @@ pub fn cache_ref(spec: &str, e: &Extracted) -> CacheRef {
         status: e.status.to_string(),
     }
 }
+
+/// The dataset SPEC `data.<key>` of a task config, with `{root}` replaced by `data.root`.
+pub fn data_spec(doc: &toml::Table, key: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let data = doc.get("data").and_then(|d| d.as_table());
+    let spec = data
+        .and_then(|d| d.get(key))
+        .and_then(|s| s.as_str())
+        .with_context(|| format!("the task file sets no data.{key} (a dataset SPEC)"))?;
+    match data.and_then(|d| d.get("root")).and_then(|r| r.as_str()) {
+        Some(root) => Ok(spec.replace("{root}", root)),
+        None if spec.contains("{root}") => {
+            anyhow::bail!("data.{key} = \"{spec}\" needs data.root: --set data.root=DIR")
+        }
+        None => Ok(spec.to_string()),
+    }
+}
