@@ -1,2 +1,11 @@
 //! Linear models on frozen features: the LIBLINEAR-semantics SVM, cross-validation folds,
 //! the metrics (VOC and scikit-learn average precision, top-k), and linear probes.
+
+pub mod folds;
+pub mod metrics;
+pub mod probe;
+pub mod protocol;
+pub mod sgd;
+pub mod simd;
+pub mod svm;
+pub mod sweep;

@@ -4,7 +4,8 @@
 
 use super::folds::{split, stratified_test_folds};
 use super::metrics::{average_precision, voc_ap};
-use super::svm::{Rows, Solution, SvmParams};
+use super::simd::dot;
+use super::svm::{Gram, Kernel, Rows, Solution, SvmParams};
 use super::sweep::{sweep, CostPoint, Subset};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +40,9 @@ pub struct SvmProtocol {
     pub norm_eps: f64,
     /// Seed of the solver's per-pass order.
     pub seed: u64,
+    /// Solve through the training set's Gram matrix when it has at most this many rows
+    /// (memory: rows^2 x 8 bytes); above, keep the weights explicitly. Same optimum.
+    pub gram_max_rows: usize,
 }
 
 impl SvmProtocol {
@@ -153,12 +157,31 @@ pub fn train_labels(targets: ArrayView2<i32>, class: usize) -> Vec<bool> {
     targets.column(class).iter().map(|&t| t > 0).collect()
 }
 
-/// Scores `solution` on the test rows against VOC labels (1 / -1 / 0).
-pub fn test_ap(solution: &Solution, test: &Rows, labels: &[i32]) -> f64 {
-    let scores: Vec<f64> = (0..test.len())
-        .map(|i| solution.decision(test.row(i)))
-        .collect();
-    voc_ap(&scores, labels)
+/// Decision values of the rows `which` of `rows`, for a solution trained on `train` with
+/// the weights kept or rebuilt from the dual point.
+pub fn primal_scores(solution: &Solution, train: &Rows, rows: &Rows, which: &[usize]) -> Vec<f64> {
+    let w = solution.weights(train);
+    which
+        .iter()
+        .map(|&i| dot(&w, rows.row(i)) + solution.intercept)
+        .collect()
+}
+
+/// Scores `solution` (trained on all of `train`) on the test rows against VOC labels
+/// (1 / -1 / 0).
+pub fn test_ap(solution: &Solution, train: &Rows, test: &Rows, labels: &[i32]) -> f64 {
+    let all: Vec<usize> = (0..test.len()).collect();
+    voc_ap(&primal_scores(solution, train, test, &all), labels)
+}
+
+/// The kernel the protocol trains through on `train`: its Gram matrix when small enough.
+pub fn kernel_for(protocol: &SvmProtocol, train: &Rows) -> Result<Option<Gram>> {
+    if train.len() > protocol.gram_max_rows {
+        return Ok(None);
+    }
+    Ok(Some(Gram::of(train).context(
+        "cannot compute the Gram matrix of the training rows",
+    )?))
 }
 
 /// A progress bar over `units` SVM trainings.
@@ -174,9 +197,92 @@ pub fn progress(units: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs the protocol for every class: cross-validation chains per (class, fold) in
-/// parallel, the cost choice, then a refit chain per class up to its chosen cost. Resume
-/// state lives in `journal` (one file per chain).
+/// Mean k-fold cross-validation AP (scikit-learn's) of every cost, in the grid's order, on
+/// one training subset, and the number of trainings that hit `max_iter`. Folds run in
+/// parallel; `chain` names the subset in seeds and in the resume files `<stem>_f<fold>.state`.
+pub fn cv_scores(
+    protocol: &SvmProtocol,
+    subset: &Subset,
+    chain: &[usize],
+    journal: &Path,
+    stem: &str,
+    on_cost: &(dyn Fn() + Sync),
+) -> Result<(Vec<f64>, usize)> {
+    let order = protocol.ascending();
+    let sorted: Vec<f64> = order.iter().map(|&i| protocol.costs[i]).collect();
+    let params = protocol.params();
+    let test_folds = stratified_test_folds(subset.positive, protocol.folds);
+    let folds: Vec<Vec<CostPoint>> = (0..protocol.folds)
+        .into_par_iter()
+        .map(|f| {
+            let (tr, te) = split(&test_folds, f);
+            let positive: Vec<bool> = tr.iter().map(|&i| subset.positive[i]).collect();
+            let held_out: Vec<bool> = te.iter().map(|&i| subset.positive[i]).collect();
+            let rows = |pos: &[usize]| -> Vec<usize> { pos.iter().map(|&i| subset.index[i]).collect() };
+            let (train_rows, test_rows) = (rows(&tr), rows(&te));
+            // Through a Gram matrix, the fold gets compact copies: its own Gram and the
+            // cross products of its held-out rows.
+            let compact = match subset.kernel {
+                Kernel::Gram(g) => Some((
+                    g.gather(&train_rows, &train_rows),
+                    g.gather(&test_rows, &train_rows),
+                )),
+                Kernel::Primal(_) => None,
+            };
+            let local: Vec<usize> = (0..tr.len()).collect();
+            let fold = match &compact {
+                Some((gram, _)) => Subset {
+                    kernel: Kernel::Gram(gram),
+                    index: &local,
+                    positive: &positive,
+                },
+                None => Subset {
+                    kernel: subset.kernel,
+                    index: &train_rows,
+                    positive: &positive,
+                },
+            };
+            let mut id = chain.to_vec();
+            id.push(f);
+            sweep(
+                &fold,
+                &sorted,
+                &params,
+                protocol.warm_start,
+                |k| protocol.seed(&id, k),
+                &journal.join(format!("{stem}_f{f}.state")),
+                |s| {
+                    let scores = match (&compact, subset.kernel) {
+                        (Some((_, cross)), _) => s.decisions(cross),
+                        (None, Kernel::Primal(x)) => primal_scores(s, x, x, &test_rows),
+                        (None, Kernel::Gram(_)) => unreachable!("a Gram kernel is compacted"),
+                    };
+                    vec![average_precision(&scores, &held_out)]
+                },
+                on_cost,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let mut mean = vec![0.0; sorted.len()];
+    let mut not_converged = 0;
+    for points in &folds {
+        for (k, p) in points.iter().enumerate() {
+            mean[order[k]] += p.scores[0] / protocol.folds as f64;
+            not_converged += usize::from(!p.converged);
+        }
+    }
+    Ok((mean, not_converged))
+}
+
+/// The first best cost position in the grid's order (ties go to the earlier cost, as
+/// `np.argmax` does).
+pub fn best_cost(scores: &[f64]) -> usize {
+    (0..scores.len()).fold(0, |b, i| if scores[i] > scores[b] { i } else { b })
+}
+
+/// Runs the protocol for every class: cross-validation chains per (class, fold), the cost
+/// choice, then a refit chain per class up to its chosen cost, scored on the test rows.
+/// Resume state lives in `journal` (one file per chain).
 #[allow(clippy::too_many_arguments)]
 pub fn cross_validated(
     protocol: &SvmProtocol,
@@ -194,62 +300,25 @@ pub fn cross_validated(
     let sorted: Vec<f64> = order.iter().map(|&i| protocol.costs[i]).collect();
     let params = protocol.params();
     let nc = classes.len();
-    let bar = progress(nc * protocol.folds * sorted.len() + nc, label);
-    let labels: Vec<Vec<bool>> = (0..nc).map(|c| train_labels(train_targets, c)).collect();
-    let test_folds: Vec<Vec<usize>> = labels
-        .iter()
-        .map(|l| stratified_test_folds(l, protocol.folds))
-        .collect();
-    let chains: Vec<(usize, usize)> = (0..nc)
-        .flat_map(|c| (0..protocol.folds).map(move |f| (c, f)))
-        .collect();
-    let cv: Vec<Vec<CostPoint>> = chains
-        .par_iter()
-        .map(|&(c, f)| {
-            let (tr, te) = split(&test_folds[c], f);
-            let positive: Vec<bool> = tr.iter().map(|&i| labels[c][i]).collect();
-            let held_out: Vec<bool> = te.iter().map(|&i| labels[c][i]).collect();
-            let subset = Subset {
-                rows: train,
-                index: &tr,
-                positive: &positive,
-            };
-            sweep(
-                &subset,
-                &sorted,
-                &params,
-                protocol.warm_start,
-                |k| protocol.seed(&[c, f], k),
-                &journal.join(format!("cv_c{c}_f{f}.state")),
-                |s| {
-                    let scores: Vec<f64> = te.iter().map(|&i| s.decision(train.row(i))).collect();
-                    average_precision(&scores, &held_out)
-                },
-                || bar.inc(1),
-            )
-        })
-        .collect::<Result<_>>()?;
+    let bar = progress(nc * (protocol.folds * sorted.len() + 1), label);
+    let tick = || bar.inc(1);
+    let all: Vec<usize> = (0..train.len()).collect();
+    let gram = kernel_for(protocol, train)?;
+    let kernel = gram.as_ref().map_or(Kernel::Primal(train), Kernel::Gram);
     let results = (0..nc)
         .into_par_iter()
         .map(|c| {
-            let mut cv_ap = vec![0.0; sorted.len()];
-            let mut not_converged = 0;
-            for f in 0..protocol.folds {
-                for (k, p) in cv[c * protocol.folds + f].iter().enumerate() {
-                    cv_ap[order[k]] += p.score / protocol.folds as f64;
-                    not_converged += usize::from(!p.converged);
-                }
-            }
-            // The first best cost in the grid's order.
-            let best = (0..cv_ap.len()).fold(0, |b, i| if cv_ap[i] > cv_ap[b] { i } else { b });
+            let positive = train_labels(train_targets, c);
+            let subset = Subset {
+                kernel,
+                index: &all,
+                positive: &positive,
+            };
+            let (cv_ap, not_converged) =
+                cv_scores(protocol, &subset, &[c], journal, &format!("cv_c{c}"), &tick)?;
+            let best = best_cost(&cv_ap);
             let upto = order.iter().position(|&i| i == best).unwrap_or(0);
             let test_labels: Vec<i32> = test_targets.column(c).to_vec();
-            let all: Vec<usize> = (0..train.len()).collect();
-            let subset = Subset {
-                rows: train,
-                index: &all,
-                positive: &labels[c],
-            };
             let refit = sweep(
                 &subset,
                 &sorted[..=upto],
@@ -257,8 +326,8 @@ pub fn cross_validated(
                 protocol.warm_start,
                 |k| protocol.seed(&[c, protocol.folds], k),
                 &journal.join(format!("refit_c{c}.state")),
-                |s| test_ap(s, test, &test_labels),
-                || {},
+                |s| vec![test_ap(s, train, test, &test_labels)],
+                &|| {},
             )?;
             bar.inc(1);
             let last = refit.last().context("internal: empty refit")?;
@@ -267,8 +336,8 @@ pub fn cross_validated(
                 name: classes[c].clone(),
                 cost: protocol.costs[best],
                 cv_ap,
-                test_ap: last.score,
-                train_positives: labels[c].iter().filter(|&&p| p).count(),
+                test_ap: last.scores[0],
+                train_positives: positive.iter().filter(|&&p| p).count(),
                 test_positives: test_labels.iter().filter(|&&t| t > 0).count(),
                 not_converged: not_converged + usize::from(!last.converged),
             })

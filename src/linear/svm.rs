@@ -74,14 +74,83 @@ pub struct SvmParams {
     pub seed: u64,
 }
 
+/// How the solver reaches the training rows: through the features (`w` kept explicitly,
+/// each step costs O(dim)), or through their Gram matrix (each step costs O(rows); worth it
+/// when many SVMs share one training set, as the cost grid, folds and classes do).
+#[derive(Clone, Copy)]
+pub enum Kernel<'a> {
+    /// The feature rows.
+    Primal(&'a Rows),
+    /// The Gram matrix of the feature rows.
+    Gram(&'a Gram),
+}
+
+/// Dot products between two sets of rows (float64, row-major, `rows x cols`): the Gram
+/// matrix `XX'` of a training set, or the cross products of test and training rows.
+#[derive(Clone, Debug)]
+pub struct Gram {
+    k: Vec<f64>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Gram {
+    /// `XX'` of `x`.
+    pub fn of(x: &Rows) -> candle_core::Result<Gram> {
+        Gram::cross(x, x)
+    }
+
+    /// `AB'`: row `i` holds the dot products of `a`'s row `i` with every row of `b`, by one
+    /// matrix product (candle's CPU GEMM).
+    pub fn cross(a: &Rows, b: &Rows) -> candle_core::Result<Gram> {
+        use candle_core::{Device, Tensor};
+        let ta = Tensor::from_slice(&a.data, (a.len(), a.dim), &Device::Cpu)?;
+        let tb = Tensor::from_slice(&b.data, (b.len(), b.dim), &Device::Cpu)?;
+        let k = ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f64>()?;
+        Ok(Gram {
+            k,
+            rows: a.len(),
+            cols: b.len(),
+        })
+    }
+
+    /// The sub-matrix of `rows` x `cols`, compact (so a fold's solver reads short rows).
+    pub fn gather(&self, rows: &[usize], cols: &[usize]) -> Gram {
+        let mut k = Vec::with_capacity(rows.len() * cols.len());
+        for &r in rows {
+            let row = self.row(r);
+            k.extend(cols.iter().map(|&c| row[c]));
+        }
+        Gram {
+            k,
+            rows: rows.len(),
+            cols: cols.len(),
+        }
+    }
+
+    /// Row `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.k[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
 /// A trained SVM and how training went.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Solution {
-    /// Weights over the features.
-    pub w: Vec<f64>,
+    /// The dual point expanded over all rows the kernel indexes: `y_i alpha_i` at the
+    /// subset's rows, 0 elsewhere. The weights are `w = sum_i coef_i x_i`.
+    pub coef: Vec<f64>,
+    /// Weights over the features when the solver kept them (primal kernel).
+    pub w: Option<Vec<f64>>,
     /// Intercept: the bias feature's weight times its value.
     pub intercept: f64,
-    /// Dual variables, one per training row (a warm start for a nearby cost).
+    /// Dual variables, one per subset row (a warm start for a nearby cost).
     pub alpha: Vec<f64>,
     /// Passes over the data.
     pub iterations: usize,
@@ -90,10 +159,26 @@ pub struct Solution {
 }
 
 impl Solution {
-    /// The decision value `w.x + intercept`.
-    #[inline]
-    pub fn decision(&self, x: &[f64]) -> f64 {
-        dot(&self.w, x) + self.intercept
+    /// Decision values from a cross product `(rows x kernel rows)` with the kernel's rows:
+    /// `sum_j cross_ij coef_j + intercept`.
+    pub fn decisions(&self, cross: &Gram) -> Vec<f64> {
+        (0..cross.rows)
+            .map(|i| dot(cross.row(i), &self.coef) + self.intercept)
+            .collect()
+    }
+
+    /// The weights over the features, from the dual point when they were not kept.
+    pub fn weights(&self, train: &Rows) -> Vec<f64> {
+        if let Some(w) = &self.w {
+            return w.clone();
+        }
+        let mut w = vec![0.0; train.dim];
+        for (i, &c) in self.coef.iter().enumerate() {
+            if c != 0.0 {
+                axpy(c, train.row(i), &mut w);
+            }
+        }
+        w
     }
 }
 
@@ -111,17 +196,66 @@ impl SplitMix {
     }
 }
 
-/// Trains on the rows `subset` of `x` with labels `positive` (parallel to `subset`),
-/// starting from the dual point `warm` when given (e.g. the solution at the previous cost).
+/// The current point of the dual: what a coordinate step reads and changes.
+struct State<'a> {
+    kernel: Kernel<'a>,
+    subset: &'a [usize],
+    /// `y_i alpha_i` over all training rows.
+    coef: Vec<f64>,
+    /// Primal weights (primal kernel only).
+    w: Vec<f64>,
+    /// `sum coef_i * bias`: the bias feature's weight.
+    wb: f64,
+    bias: f64,
+}
+
+impl State<'_> {
+    /// `w.x_i + wb * bias` for subset position `s`.
+    #[inline]
+    fn margin(&self, s: usize) -> f64 {
+        let i = self.subset[s];
+        let linear = match self.kernel {
+            Kernel::Primal(x) => dot(&self.w, x.row(i)),
+            Kernel::Gram(g) => dot(g.row(i), &self.coef),
+        };
+        linear + self.wb * self.bias
+    }
+
+    /// Moves `coef` at subset position `s` by `d`.
+    #[inline]
+    fn step(&mut self, s: usize, d: f64) {
+        let i = self.subset[s];
+        self.coef[i] += d;
+        if let Kernel::Primal(x) = self.kernel {
+            axpy(d, x.row(i), &mut self.w);
+        }
+        self.wb += d * self.bias;
+    }
+
+    fn sq_norm(&self, s: usize) -> f64 {
+        let i = self.subset[s];
+        match self.kernel {
+            Kernel::Primal(x) => x.sq_norms[i],
+            Kernel::Gram(g) => g.row(i)[i],
+        }
+    }
+}
+
+/// Trains on the rows `subset` of the training set with labels `positive` (parallel to
+/// `subset`), starting from the dual point `warm` when given (e.g. the solution at the
+/// previous cost).
 pub fn train(
-    x: &Rows,
+    kernel: Kernel,
     subset: &[usize],
     positive: &[bool],
     params: &SvmParams,
     warm: Option<&[f64]>,
 ) -> Solution {
     let l = subset.len();
-    let bias2 = params.bias * params.bias;
+    let (n, dim) = match kernel {
+        Kernel::Primal(x) => (x.len(), x.dim),
+        Kernel::Gram(g) => (g.cols, 0),
+    };
     let y: Vec<f64> = positive
         .iter()
         .map(|&p| if p { 1.0 } else { -1.0 })
@@ -129,28 +263,32 @@ pub fn train(
     let diag: Vec<f64> = positive
         .iter()
         .map(|&p| {
-            let c = params.cost
+            0.5 / (params.cost
                 * if p {
                     params.pos_weight
                 } else {
                     params.neg_weight
-                };
-            0.5 / c
+                })
         })
         .collect();
+    let mut st = State {
+        kernel,
+        subset,
+        coef: vec![0.0; n],
+        w: vec![0.0; dim],
+        wb: 0.0,
+        bias: params.bias,
+    };
     let qd: Vec<f64> = (0..l)
-        .map(|i| diag[i] + x.sq_norms[subset[i]] + bias2)
+        .map(|s| diag[s] + st.sq_norm(s) + params.bias * params.bias)
         .collect();
     let mut alpha = match warm {
         Some(a) if a.len() == l => a.to_vec(),
         _ => vec![0.0; l],
     };
-    let mut w = vec![0.0; x.dim];
-    let mut wb = 0.0;
-    for i in 0..l {
-        if alpha[i] != 0.0 {
-            axpy(y[i] * alpha[i], x.row(subset[i]), &mut w);
-            wb += y[i] * alpha[i] * params.bias;
+    for s in 0..l {
+        if alpha[s] != 0.0 {
+            st.step(s, y[s] * alpha[s]);
         }
     }
     let mut index: Vec<usize> = (0..l).collect();
@@ -166,16 +304,15 @@ pub fn train(
             let j = i + rng.below(active - i);
             index.swap(i, j);
         }
-        let mut s = 0;
-        while s < active {
-            let i = index[s];
-            let xi = x.row(subset[i]);
-            let g = y[i] * (dot(&w, xi) + wb * params.bias) - 1.0 + alpha[i] * diag[i];
+        let mut k = 0;
+        while k < active {
+            let s = index[k];
+            let g = y[s] * st.margin(s) - 1.0 + alpha[s] * diag[s];
             let mut pg = g;
-            if alpha[i] == 0.0 {
+            if alpha[s] == 0.0 {
                 if params.shrinking && g > pg_max_old {
                     active -= 1;
-                    index.swap(s, active);
+                    index.swap(k, active);
                     continue;
                 }
                 pg = g.min(0.0);
@@ -183,13 +320,11 @@ pub fn train(
             pg_max = pg_max.max(pg);
             pg_min = pg_min.min(pg);
             if pg.abs() > 1e-12 {
-                let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).max(0.0);
-                let d = (alpha[i] - old) * y[i];
-                axpy(d, xi, &mut w);
-                wb += d * params.bias;
+                let old = alpha[s];
+                alpha[s] = (old - g / qd[s]).max(0.0);
+                st.step(s, (alpha[s] - old) * y[s]);
             }
-            s += 1;
+            k += 1;
         }
         iterations += 1;
         if pg_max - pg_min <= params.tol {
@@ -204,8 +339,9 @@ pub fn train(
         pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
     }
     Solution {
-        w,
-        intercept: wb * params.bias,
+        w: matches!(kernel, Kernel::Primal(_)).then_some(st.w),
+        coef: st.coef,
+        intercept: st.wb * params.bias,
         alpha,
         iterations,
         converged,

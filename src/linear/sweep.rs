@@ -5,7 +5,7 @@
 //! replaced atomically after each cost, so a killed run continues at the first unfinished
 //! (subset, cost) and, with per-cost seeds, ends with the same numbers as an uninterrupted one.
 
-use super::svm::{train, Rows, Solution, SvmParams};
+use super::svm::{train, Kernel, Solution, SvmParams};
 use crate::features::partial::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,8 @@ use std::path::Path;
 pub struct CostPoint {
     /// The cost.
     pub cost: f64,
-    /// What the caller's evaluation returned (an AP).
-    pub score: f64,
+    /// What the caller's evaluation returned (APs on held-out or test rows).
+    pub scores: Vec<f64>,
     /// Passes over the data.
     pub iterations: usize,
     /// False when `max_iter` stopped training.
@@ -34,8 +34,8 @@ struct ChainHeader {
 
 /// A training subset and its labels.
 pub struct Subset<'a> {
-    /// The training rows.
-    pub rows: &'a Rows,
+    /// The training rows (features or their Gram matrix).
+    pub kernel: Kernel<'a>,
     /// Row indices of the subset.
     pub index: &'a [usize],
     /// Labels, parallel to `index`.
@@ -55,8 +55,8 @@ pub fn sweep(
     warm_start: bool,
     seed_of: impl Fn(usize) -> u64,
     state: &Path,
-    mut evaluate: impl FnMut(&Solution) -> f64,
-    on_cost: impl Fn(),
+    mut evaluate: impl FnMut(&Solution) -> Vec<f64>,
+    on_cost: &(dyn Fn() + Sync),
 ) -> Result<Vec<CostPoint>> {
     if costs.windows(2).any(|w| w[0] > w[1]) {
         bail!("internal: the cost sweep needs ascending costs, got {costs:?}");
@@ -72,10 +72,10 @@ pub fn sweep(
             ..*params
         };
         let warm = (warm_start && !alpha.is_empty()).then_some(alpha.as_slice());
-        let solution = train(subset.rows, subset.index, subset.positive, &p, warm);
+        let solution = train(subset.kernel, subset.index, subset.positive, &p, warm);
         points.push(CostPoint {
             cost,
-            score: evaluate(&solution),
+            scores: evaluate(&solution),
             iterations: solution.iterations,
             converged: solution.converged,
         });
