@@ -5,7 +5,7 @@ use crate::config;
 use crate::data::npy;
 use crate::features::{partial::write_atomic, FeatureStore};
 use crate::linear::protocol::{
-    cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol,
+    cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol, VOC07_SVM_TOML,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -14,9 +14,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The shipped VOC07 SVM task, the protocol's defaults.
-const VOC07_SVM_TOML: &str = include_str!("../../tasks/voc07_svm.toml");
 
 /// Arguments of `sslbench svm`.
 #[derive(Args)]

@@ -40,3 +40,27 @@ pub fn stratified_test_folds(labels: &[bool], folds: usize) -> Vec<usize> {
 pub fn split(test_folds: &[usize], fold: usize) -> (Vec<usize>, Vec<usize>) {
     (0..test_folds.len()).partition(|&i| test_folds[i] != fold)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Worked by hand from scikit-learn's StratifiedKFold(3) algorithm (and checked there:
+    /// `StratifiedKFold(3).split(X, y)` gives these test folds for this y).
+    #[test]
+    fn matches_stratified_kfold() {
+        // y = [1, 1, 0, 1, 0, 0, 0, 1, 0, 0]: class "1" first (4 rows), "0" (6 rows).
+        let y = [
+            true, true, false, true, false, false, false, true, false, false,
+        ];
+        // Sorted encoded labels 0,0,0,0,1,1,1,1,1,1 dealt to folds 0,1,2,0,1,2,...:
+        // fold 0 gets 2 of class 0 and 2 of class 1, fold 1: 1 and 2, fold 2: 1 and 2.
+        assert_eq!(
+            stratified_test_folds(&y, 3),
+            vec![0, 0, 0, 1, 0, 1, 1, 2, 2, 2]
+        );
+        let (train, test) = split(&stratified_test_folds(&y, 3), 1);
+        assert_eq!(test, vec![3, 5, 6]);
+        assert_eq!(train.len(), 7);
+    }
+}

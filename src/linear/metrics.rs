@@ -89,3 +89,52 @@ pub fn top_k_accuracy(logits: &[f32], classes: usize, labels: &[usize], k: usize
         .count();
     100.0 * hits as f64 / labels.len() as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voc_ap_by_hand() {
+        // Ranked: +, -, +, - ; 2 positives. Precision at the hits: 1, 2/3 -> AP = 0.5*1 + 0.5*2/3.
+        let ap = voc_ap(&[0.9, 0.8, 0.7, 0.1], &[1, -1, 1, -1]);
+        assert!((ap - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        // Precision is made monotone from the right: -, +, +: P = 1/2, 2/3 -> both 2/3.
+        let ap = voc_ap(&[0.9, 0.8, 0.7], &[-1, 1, 1]);
+        assert!((ap - 2.0 / 3.0).abs() < 1e-12);
+        // A difficult image (0) is left out wherever it ranks.
+        let with = voc_ap(&[0.95, 0.9, 0.8, 0.7, 0.1], &[0, 1, -1, 1, -1]);
+        assert!((with - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        // No positive: 0.
+        assert_eq!(voc_ap(&[0.3, 0.2], &[-1, 0]), 0.0);
+        // Ties keep input order (MATLAB's stable sort): a tied negative listed first costs.
+        let first_neg = voc_ap(&[0.5, 0.5], &[-1, 1]);
+        let first_pos = voc_ap(&[0.5, 0.5], &[1, -1]);
+        assert!((first_neg - 0.5).abs() < 1e-12 && (first_pos - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sklearn_ap_by_hand() {
+        // Same ranking as above without ties: AP = 0.5*1 + 0.5*2/3 (no interpolation).
+        let ap = average_precision(&[0.9, 0.8, 0.7, 0.1], &[true, false, true, false]);
+        assert!((ap - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        // -, +, +: no monotone envelope: 0.5*1/2 + 0.5*2/3.
+        let ap = average_precision(&[0.9, 0.8, 0.7], &[false, true, true]);
+        assert!((ap - (0.25 + 1.0 / 3.0)).abs() < 1e-12);
+        // Tied scores form one threshold whatever their order: {+,-} tied at the top then +:
+        // R 0.5 at P 1/2, then R 1 at P 2/3.
+        for order in [[true, false, true], [false, true, true]] {
+            let ap = average_precision(&[0.5, 0.5, 0.1], &order);
+            assert!((ap - (0.25 + 1.0 / 3.0)).abs() < 1e-12, "{order:?}");
+        }
+        assert_eq!(average_precision(&[0.1, 0.2], &[false, false]), 0.0);
+    }
+
+    #[test]
+    fn top_k_by_hand() {
+        let logits = [0.1, 0.7, 0.2, 0.5, 0.4, 0.1];
+        assert_eq!(top_k_accuracy(&logits, 3, &[1, 1], 1), 50.0);
+        assert_eq!(top_k_accuracy(&logits, 3, &[1, 1], 2), 100.0);
+        assert_eq!(top_k_accuracy(&logits, 3, &[0, 2], 2), 0.0);
+    }
+}

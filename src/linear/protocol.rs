@@ -14,6 +14,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The shipped VOC07 SVM task: its `[svm]` section holds the protocol's defaults.
+pub const VOC07_SVM_TOML: &str = include_str!("../../tasks/voc07_svm.toml");
+
 /// The `[svm]` section of a task file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,14 +49,19 @@ pub struct SvmProtocol {
 }
 
 impl SvmProtocol {
-    /// Reads `[svm]`; `costs` is a list of numbers or the name of a grid in
+    /// Reads `[svm]` over the paper's defaults (the `[svm]` of the shipped
+    /// `tasks/voc07_svm.toml`); `costs` is a list of numbers or the name of a grid in
     /// `[svm.cost_grids]` (`fair`, `vissl`).
     pub fn from_doc(doc: &toml::Table) -> Result<SvmProtocol> {
-        let mut svm = doc
+        let shipped = crate::config::parse_table(VOC07_SVM_TOML)?;
+        let mut svm = shipped
             .get("svm")
             .and_then(|s| s.as_table())
             .cloned()
-            .context("the task file has no [svm] section (see tasks/voc07_svm.toml)")?;
+            .context("internal: the shipped voc07_svm.toml has no [svm]")?;
+        if let Some(task) = doc.get("svm").and_then(|s| s.as_table()) {
+            crate::config::merge(&mut svm, task.clone());
+        }
         let grids = svm.remove("cost_grids");
         if let Some(toml::Value::String(name)) = svm.get("costs").cloned() {
             let grid = grids
@@ -218,7 +226,8 @@ pub fn cv_scores(
             let (tr, te) = split(&test_folds, f);
             let positive: Vec<bool> = tr.iter().map(|&i| subset.positive[i]).collect();
             let held_out: Vec<bool> = te.iter().map(|&i| subset.positive[i]).collect();
-            let rows = |pos: &[usize]| -> Vec<usize> { pos.iter().map(|&i| subset.index[i]).collect() };
+            let rows =
+                |pos: &[usize]| -> Vec<usize> { pos.iter().map(|&i| subset.index[i]).collect() };
             let (train_rows, test_rows) = (rows(&tr), rows(&te));
             // Through a Gram matrix, the fold gets compact copies: its own Gram and the
             // cross products of its held-out rows.

@@ -1,0 +1,157 @@
+//! Low-shot training sets (protocols.md section 3): per sample and k, which training rows
+//! each class's SVM sees. Drawn with recorded seeds, or imported from FAIR's fixed draws.
+
+use anyhow::{bail, Result};
+use ndarray::{Array2, ArrayView2};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How a low-shot training set is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// VOC07: per class independently, k positives and `negatives_per_positive x k`
+    /// negatives (difficult-only images are never drawn).
+    Positives,
+    /// Places205: k images of every class; each class's SVM sees them all, one-vs-rest.
+    Images,
+}
+
+/// The training rows of each class for one (sample, k).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draw {
+    /// Row positions per class, ascending.
+    pub rows: Vec<Vec<usize>>,
+}
+
+/// Mixes a sample's recorded seed with k and a class into one generator seed.
+fn seed_of(seed: u64, k: usize, class: usize) -> u64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for v in [k as u64, class as u64] {
+        h = (h ^ v).wrapping_mul(0x1000_0000_01B3).rotate_left(23);
+    }
+    h
+}
+
+/// Draws without replacement `count` of `pool` (ascending result), or fails naming the class.
+fn pick(pool: &[usize], count: usize, seed: u64, what: &str) -> Result<Vec<usize>> {
+    if count > pool.len() {
+        bail!(
+            "low-shot k asks for {count} {what} but the training set has {}: lower lowshot.k",
+            pool.len()
+        );
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rows: Vec<usize> = sample(&mut rng, pool.len(), count)
+        .into_iter()
+        .map(|i| pool[i])
+        .collect();
+    rows.sort_unstable();
+    Ok(rows)
+}
+
+/// Draws one (sample, k) from VOC-style labels (`rows x classes`, 1 / -1 / 0).
+pub fn draw(
+    labels: ArrayView2<i32>,
+    sampling: Sampling,
+    k: usize,
+    negatives_per_positive: usize,
+    seed: u64,
+    classes: &[String],
+) -> Result<Draw> {
+    let nc = labels.ncols();
+    let pool = |c: usize, v: i32| -> Vec<usize> {
+        (0..labels.nrows())
+            .filter(|&i| labels[[i, c]] == v)
+            .collect()
+    };
+    match sampling {
+        Sampling::Positives => {
+            let rows = (0..nc)
+                .map(|c| {
+                    let what = format!("positives of class {}", classes[c]);
+                    let mut rows = pick(&pool(c, 1), k, seed_of(seed, k, 2 * c), &what)?;
+                    let what = format!("negatives of class {}", classes[c]);
+                    let negatives = k * negatives_per_positive;
+                    rows.extend(pick(
+                        &pool(c, -1),
+                        negatives,
+                        seed_of(seed, k, 2 * c + 1),
+                        &what,
+                    )?);
+                    rows.sort_unstable();
+                    Ok(rows)
+                })
+                .collect::<Result<_>>()?;
+            Ok(Draw { rows })
+        }
+        Sampling::Images => {
+            let mut all = Vec::new();
+            for c in 0..nc {
+                let what = format!("images of class {}", classes[c]);
+                all.extend(pick(&pool(c, 1), k, seed_of(seed, k, c), &what)?);
+            }
+            all.sort_unstable();
+            Ok(Draw {
+                rows: vec![all; nc],
+            })
+        }
+    }
+}
+
+/// Labels of a single-label set (`[class]` targets) as one-vs-rest VOC labels (1 / -1);
+/// multi-label targets (`rows x classes`) pass through.
+pub fn one_vs_rest(targets: ArrayView2<i32>, classes: usize) -> Array2<i32> {
+    if targets.ncols() == classes && classes > 1 {
+        return targets.to_owned();
+    }
+    Array2::from_shape_fn((targets.nrows(), classes), |(i, c)| {
+        if targets[[i, 0]] == c as i32 {
+            1
+        } else {
+            -1
+        }
+    })
+}
+
+/// Reads FAIR's fixed draws `dir/train_targets_sample{s}_k{k}.npy` (s = 1.., one per seed
+/// position; rows aligned with the training split): per class, the rows marked 1 (drawn
+/// positive) or -1 (drawn negative) form that class's training set.
+pub fn import_fair(
+    dir: &Path,
+    cfg: &crate::tasks::lowshot::LowShotConfig,
+    labels: &Array2<i32>,
+) -> Result<Vec<Vec<Draw>>> {
+    (1..=cfg.seeds.len())
+        .map(|s| {
+            cfg.k
+                .iter()
+                .map(|&k| {
+                    let path = dir.join(format!("train_targets_sample{s}_k{k}.npy"));
+                    let marks = crate::data::npy::read(&path)?;
+                    if marks.shape() != labels.shape() {
+                        bail!(
+                            "{} has shape {:?} but the training split has {} images x {} \
+                             classes: use the draws made for this split",
+                            path.display(),
+                            marks.shape(),
+                            labels.nrows(),
+                            labels.ncols()
+                        );
+                    }
+                    let marks = marks.into_dimensionality::<ndarray::Ix2>()?;
+                    let rows = (0..labels.ncols())
+                        .map(|c| {
+                            (0..labels.nrows())
+                                .filter(|&i| marks[[i, c]] == 1.0 || marks[[i, c]] == -1.0)
+                                .collect()
+                        })
+                        .collect();
+                    Ok(Draw { rows })
+                })
+                .collect()
+        })
+        .collect()
+}
