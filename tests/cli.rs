@@ -161,7 +161,7 @@ fn cache_commands_and_run_write_what_they_say() {
         &std::fs::read_to_string(out.path().join("extract_alexnet_jigsaw_random.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(json["schema"], "sslbench.result/1");
+    assert_eq!(json["schema"], "sslbench.result/2");
     let entries = json["details"]["datasets"][0]["entries"]
         .as_array()
         .unwrap();

@@ -24,6 +24,15 @@ enum CacheOp {
         /// Digest prefixes.
         digests: Vec<String>,
     },
+    /// Write one entry as FAIR-style .npy files: `<out>/<digest>_features.npy` (N x D, f32)
+    /// and `<out>/<digest>_targets.npy` (N x C, i32), for scripts outside sslbench.
+    Export {
+        /// Digest prefix of one entry.
+        digest: String,
+        /// Output folder.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Remove entries by digest prefix.
     Rm {
         /// Digest prefixes.
@@ -75,6 +84,26 @@ pub fn run(args: CacheArgs) -> Result<()> {
                 bail!("{failed} of {} entries failed verification", paths.len());
             }
             println!("{} entries verified", paths.len());
+            Ok(())
+        }
+        CacheOp::Export { digest, out } => {
+            let paths = store.find(&digest)?;
+            if paths.len() != 1 {
+                bail!("`{digest}` matches {} entries: give more of the digest", paths.len());
+            }
+            let entry = crate::features::store::read_entry(&paths[0])?;
+            let n = entry.features.shape()[0];
+            let dim = entry.features.len() / n.max(1);
+            let stem = entry.key.digest();
+            std::fs::create_dir_all(&out)?;
+            let (features, _) = entry.features.into_raw_vec_and_offset();
+            let f = out.join(format!("{stem}_features.npy"));
+            crate::data::npy::write_f32(&f, &[n, dim], &features)?;
+            let t = out.join(format!("{stem}_targets.npy"));
+            let shape = [entry.targets.nrows(), entry.targets.ncols()];
+            let (targets, _) = entry.targets.into_raw_vec_and_offset();
+            crate::data::npy::write_i32(&t, &shape, &targets)?;
+            println!("wrote {} and {}", f.display(), t.display());
             Ok(())
         }
         CacheOp::Rm { digests } => {

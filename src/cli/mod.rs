@@ -1,9 +1,11 @@
-//! The `sslbench` command line: `extract`, `cache ls|verify|rm`, `run`.
+//! The `sslbench` command line: `extract`, `cache ls|verify|rm`, `run`, `table`.
 
 mod cache;
 mod extract;
 mod run;
 mod setup;
+mod svm;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ enum Command {
     Cache(cache::CacheArgs),
     /// Run a task described by tasks/<task>.toml on a backbone.
     Run(run::RunArgs),
+    /// The VOC07 SVM protocol on features saved as .npy (FAIR's train_svm_kfold inputs).
+    Svm(svm::SvmArgs),
+    /// Tables of results JSONs in the paper's shape, beside its published numbers.
+    Table(table::TableArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -33,6 +39,8 @@ pub fn main() -> ExitCode {
         Command::Extract(args) => extract::run(args),
         Command::Cache(args) => cache::run(args),
         Command::Run(args) => run::run(args),
+        Command::Svm(args) => svm::run(args),
+        Command::Table(args) => table::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

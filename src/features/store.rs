@@ -339,7 +339,8 @@ pub fn verify(path: &Path) -> Result<()> {
     })
 }
 
-fn read_entry(path: &Path) -> Result<Entry> {
+/// Reads the entry file at `path` (as `sslbench cache` finds it by digest).
+pub fn read_entry(path: &Path) -> Result<Entry> {
     let read = || -> Result<Entry> {
         let file = hdf5::File::open(path)?;
         let key = read_key(&file)?;
