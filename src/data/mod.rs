@@ -3,10 +3,12 @@
 //! A dataset is named by a SPEC string (see [`open`]); every reader yields the same
 //! [`Dataset`]: an ordered list of [`Sample`]s with their targets, and the class list.
 
+pub mod augment;
 pub mod coco;
 pub mod decode;
 pub mod imagefolder;
 pub mod list;
+pub mod npy;
 pub mod transform;
 pub mod voc;
 

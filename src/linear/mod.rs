@@ -2,6 +2,7 @@
 //! the metrics (VOC and scikit-learn average precision, top-k), and linear probes.
 
 pub mod folds;
+pub mod lowshot;
 pub mod metrics;
 pub mod probe;
 pub mod protocol;

@@ -1,0 +1,372 @@
+//! The linear probe: the SGD update and the batch norm against hand-computed values, the
+//! augmentation's window rules, and `sslbench run tasks/places205_linear.toml` end to end on
+//! Fashion-MNIST (data/samples, fetched by data-scripts/setup.sh) with a random-init ResNet-50
+//! at width 1/16: fast mode learns well above chance and is reproducible; paper mode runs the
+//! augmentation through the trunk.
+
+mod common;
+
+use candle_core::{Device, Tensor, Var};
+use common::sample;
+use rand::SeedableRng;
+use sslbench::data::augment::{AugmentConfig, AugmentCrop, Window};
+use sslbench::data::{ChannelOrder, Crop, Resize, TransformConfig};
+use sslbench::linear::probe::{BatchNorm, ProbeConfig, Unit};
+use sslbench::linear::sgd::{step_lr, Sgd, SgdConfig};
+use std::path::Path;
+use std::process::Command;
+
+fn close(got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (f64::from(*g) - w).abs() < tol,
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
+/// Two SGD steps on `loss = sum(c * w)` (gradient `c`), weight decay 0.1, lr 0.1, m 0.9.
+fn two_steps(nesterov: bool, decay: bool) -> Vec<f32> {
+    let w = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
+    let c = Tensor::new(&[0.5f32, 3.0], &Device::Cpu).unwrap();
+    let mut sgd = Sgd::new(SgdConfig {
+        momentum: 0.9,
+        nesterov,
+        weight_decay: 0.1,
+    });
+    sgd.add(w.clone(), decay).unwrap();
+    for _ in 0..2 {
+        let grads = (w.as_tensor() * &c)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        sgd.step(&grads, 0.1).unwrap();
+    }
+    w.as_tensor().to_vec1().unwrap()
+}
+
+#[test]
+fn sgd_matches_hand_computed_updates() {
+    // g1 = c + 0.1 w0 = [0.6, 2.8]; v1 = 0.1 g1; w1 = w0 - v1 = [0.94, -2.28];
+    // g2 = c + 0.1 w1 = [0.594, 2.772]; v2 = 0.9 v1 + 0.1 g2 = [0.1134, 0.5292].
+    close(&two_steps(false, true), &[0.8266, -2.8092], 1e-6);
+    // Nesterov: w1 = w0 - 1.9 v1 = [0.886, -2.532]; g2 = [0.5886, 2.7468];
+    // v2 = [0.11286, 0.52668]; w2 = w1 - (1.9 v2 - 0.9 v1).
+    close(&two_steps(true, true), &[0.725566, -3.280692], 1e-6);
+    // Without decay: v1 = [0.05, 0.3], v2 = 0.9 v1 + 0.1 c = [0.095, 0.57].
+    close(&two_steps(false, false), &[0.855, -2.87], 1e-6);
+    // The step schedule: x0.1 at 40k, 80k, 120k.
+    for (it, lr) in [(0, 0.01), (39_999, 0.01), (40_000, 0.001), (139_999, 1e-5)] {
+        assert!((step_lr(0.01, 0.1, 40_000, it) - lr).abs() < 1e-12, "{it}");
+    }
+}
+
+fn probe_config(group: usize, affine: bool) -> ProbeConfig {
+    ProbeConfig {
+        batch_size: 4,
+        unit: Unit::Iterations,
+        length: 1,
+        step: 1,
+        lr: 0.01,
+        gamma: 0.1,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+        bias_decay: true,
+        bn_momentum: 0.9,
+        bn_eps: 1e-5,
+        bn_group: group,
+        bn_affine: affine,
+        init_std: 0.01,
+    }
+}
+
+#[test]
+fn batch_norm_normalises_per_channel_and_group_and_keeps_running_stats() {
+    // 4 images x (2 channels x 3 positions), channel-major rows.
+    let rows: Vec<f32> = (0..24)
+        .map(|i| ((i * 7) % 11) as f32 + 0.5 * i as f32)
+        .collect();
+    let x = Tensor::from_vec(rows.clone(), (4, 6), &Device::Cpu).unwrap();
+    let at = |img: usize, ch: usize, pos: usize| f64::from(rows[img * 6 + ch * 3 + pos]);
+    for group in [2usize, 4] {
+        let mut bn = BatchNorm::new(2, &probe_config(group, false), &Device::Cpu).unwrap();
+        let y = bn.train(&x).unwrap().to_vec2::<f32>().unwrap();
+        let mut want_mean = [0.0f64; 2];
+        let mut want_var = [0.0f64; 2];
+        for ch in 0..2 {
+            for g in 0..4 / group {
+                let cell: Vec<(usize, usize)> = (g * group..(g + 1) * group)
+                    .flat_map(|i| (0..3).map(move |p| (i, p)))
+                    .collect();
+                let n = cell.len() as f64;
+                let mean = cell.iter().map(|&(i, p)| at(i, ch, p)).sum::<f64>() / n;
+                let var = cell
+                    .iter()
+                    .map(|&(i, p)| (at(i, ch, p) - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                for &(i, p) in &cell {
+                    let want = (at(i, ch, p) - mean) / (var + 1e-5).sqrt();
+                    let got = f64::from(y[i][ch * 3 + p]);
+                    assert!((got - want).abs() < 1e-4, "group {group}: {got} vs {want}");
+                }
+                want_mean[ch] += mean / (4 / group) as f64;
+                want_var[ch] += var * n / (n - 1.0) / (4 / group) as f64;
+            }
+        }
+        // Caffe2 momentum 0.9: running = 0.9 running + 0.1 batch, from mean 0 and variance 1.
+        let rm: Vec<f32> = bn.running_mean().to_vec1().unwrap();
+        let rv: Vec<f32> = bn.running_var().to_vec1().unwrap();
+        close(&rm, &want_mean.map(|m| 0.1 * m), 1e-4);
+        close(&rv, &want_var.map(|v| 0.9 + 0.1 * v), 1e-3);
+        // Inference uses the running statistics.
+        let e = bn.eval(&x).unwrap().to_vec2::<f32>().unwrap();
+        for (i, row) in e.iter().enumerate() {
+            for ch in 0..2 {
+                for p in 0..3 {
+                    let want =
+                        (at(i, ch, p) - f64::from(rm[ch])) / (f64::from(rv[ch]) + 1e-5).sqrt();
+                    assert!((f64::from(row[ch * 3 + p]) - want).abs() < 1e-4);
+                }
+            }
+        }
+    }
+    // A batch that does not split into groups is refused.
+    let mut bn = BatchNorm::new(2, &probe_config(3, false), &Device::Cpu).unwrap();
+    assert!(bn.train(&x).is_err());
+    // Affine: scale 1 and shift 0 at the start, learned parameters exposed.
+    let bn = BatchNorm::new(2, &probe_config(4, true), &Device::Cpu).unwrap();
+    assert!(bn.affine().is_some());
+}
+
+fn augment(crop: AugmentCrop, scale: [f64; 2], ratio: [f64; 2], flip: bool) -> AugmentConfig {
+    AugmentConfig {
+        crop,
+        scale,
+        ratio,
+        flip,
+    }
+}
+
+#[test]
+fn augmentation_windows_follow_torchvision() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let full = augment(AugmentCrop::RandomResized, [1.0, 1.0], [1.0, 1.0], false);
+    // The whole square image is the only window of area 1 and ratio 1.
+    assert_eq!(
+        full.window(40, 40, &mut rng),
+        Window {
+            x: 0,
+            y: 0,
+            width: 40,
+            height: 40
+        }
+    );
+    // A 2:1 image has no such window: the fallback is the central square.
+    assert_eq!(
+        full.window(80, 40, &mut rng),
+        Window {
+            x: 20,
+            y: 0,
+            width: 40,
+            height: 40
+        }
+    );
+    // Random windows stay inside the image, within the area and ratio ranges (up to rounding).
+    let paper = augment(
+        AugmentCrop::RandomResized,
+        [0.08, 1.0],
+        [0.75, 4.0 / 3.0],
+        true,
+    );
+    for _ in 0..200 {
+        let w = paper.window(64, 48, &mut rng);
+        assert!(w.x + w.width <= 64 && w.y + w.height <= 48);
+        let area = f64::from(w.width * w.height) / (64.0 * 48.0);
+        assert!((0.06..=1.0).contains(&area), "{w:?}");
+    }
+    assert!(
+        augment(AugmentCrop::RandomResized, [0.5, 0.1], [0.75, 1.3], true)
+            .validate()
+            .is_err()
+    );
+
+    // "center" is the test transform of the image, flipped or not.
+    let img = image::open(sample("skimage/chelsea.png"))
+        .unwrap()
+        .into_rgb8();
+    let tf = TransformConfig {
+        resize: Resize::Shorter(64),
+        crop: Crop::Center,
+        size: 56,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        pixel_scale: 1.0 / 255.0,
+        channel_order: ChannelOrder::Rgb,
+    };
+    let plain = tf.apply(&img).unwrap();
+    let flipped = tf.apply(&image::imageops::flip_horizontal(&img)).unwrap();
+    let center = augment(AugmentCrop::Center, [0.08, 1.0], [0.75, 4.0 / 3.0], true);
+    let mut seen = (false, false);
+    for seed in 0..16 {
+        let out = center
+            .apply(&img, &tf, &mut rand::rngs::StdRng::seed_from_u64(seed))
+            .unwrap();
+        seen.0 |= out == plain;
+        seen.1 |= out == flipped;
+        assert!(out == plain || out == flipped);
+    }
+    assert!(seen.0 && seen.1, "both flips occur");
+    let out = paper
+        .apply(&img, &tf, &mut rand::rngs::StdRng::seed_from_u64(3))
+        .unwrap();
+    assert_eq!(out.len(), 3 * 56 * 56);
+}
+
+/// `sslbench run tasks/places205_linear.toml` on the small Fashion-MNIST lists with a
+/// random-init ResNet-50 at width 1/16, 112-pixel inputs (taps whose pools fit: conv1, res3,
+/// pool5), batches of 60 in two batch-norm groups; returns the results JSON.
+fn run_probe(cache: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let fashion = sample("fashion-mnist");
+    let list = |name: &str| {
+        format!(
+            "list:{}/lists/{name}.txt:{}",
+            fashion.display(),
+            fashion.display()
+        )
+    };
+    let mut sets = vec![
+        "backbone.width=0.0625".to_string(),
+        format!("data.train={}", list("train_small")),
+        format!("data.val={}", list("val_small")),
+        "transform.resize=128".into(),
+        "transform.size=112".into(),
+        "probe.fair.batch_size=60".into(),
+        "probe.fair.bn_group=30".into(),
+        "probe.fair.length=150".into(),
+        "probe.fair.step=100".into(),
+        "probe.log_every=25".into(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslbench"));
+    cmd.args([
+        "run",
+        &format!("{root}/tasks/places205_linear.toml"),
+        "--backbone",
+        &format!("{root}/configs/backbones/resnet50_random.toml"),
+        "--taps",
+        "conv1,res3,pool5",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .env("SSLBENCH_CACHE", cache)
+    .env("RAYON_NUM_THREADS", "2");
+    for s in &sets {
+        cmd.args(["--set", s]);
+    }
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "sslbench failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("places205_linear_resnet50_random.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `(tap, name) -> value` of the metrics, checking their variant.
+fn metrics(json: &serde_json::Value, variant: &str) -> Vec<(String, String, f64)> {
+    json["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["variant"], variant);
+            (
+                m["tap"].as_str().unwrap().to_string(),
+                m["name"].as_str().unwrap().to_string(),
+                m["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fast_mode_learns_above_chance_and_is_reproducible() {
+    let cache = tempfile::tempdir().unwrap();
+    let (out1, out2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = run_probe(cache.path(), out1.path(), &[]);
+    assert_eq!(first["kind"], "linear_probe");
+    assert_eq!(first["details"]["mode"], "fast");
+    assert_eq!(first["details"]["classes"], 10);
+    assert_eq!(first["details"]["schedule"]["iterations"], 150);
+    let values = metrics(&first, "fast");
+    assert_eq!(values.len(), 6);
+    for tap in ["conv1", "res3", "pool5"] {
+        let get = |name: &str| {
+            values
+                .iter()
+                .find(|(t, n, _)| t == tap && n == name)
+                .unwrap()
+                .2
+        };
+        // 10 balanced classes: chance is 10% top-1, 50% top-5.
+        assert!(get("top1") >= 30.0, "{tap} top-1 {}", get("top1"));
+        assert!(get("top5") >= get("top1"), "{tap}");
+        let curve = first["details"]["heads"][tap]["loss_curve"]
+            .as_array()
+            .unwrap();
+        assert_eq!(curve.len(), 6);
+        let loss = |p: &serde_json::Value| p[1].as_f64().unwrap();
+        assert!(
+            loss(&curve[5]) < 0.85 * loss(&curve[0]),
+            "{tap}: the loss did not fall: {curve:?}"
+        );
+    }
+    // Both splits came from the cache entries of the three taps.
+    assert_eq!(first["cache"].as_array().unwrap().len(), 6);
+
+    // Same seed, same numbers (the features now come from the cache).
+    let second = run_probe(cache.path(), out2.path(), &[]);
+    assert_eq!(metrics(&second, "fast"), values);
+    assert_eq!(first["details"]["heads"], second["details"]["heads"]);
+    assert!(second["cache"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == "cached"));
+}
+
+#[test]
+fn paper_mode_trains_through_the_trunk() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = run_probe(
+        cache.path(),
+        out.path(),
+        &[
+            "probe.mode=paper",
+            "probe.fair.length=6",
+            "probe.log_every=3",
+        ],
+    );
+    assert_eq!(json["details"]["mode"], "paper");
+    assert_eq!(json["details"]["augment"]["crop"], "random_resized");
+    assert_eq!(metrics(&json, "paper").len(), 6);
+    // Only the val split is read from the cache; the train images went through the trunk.
+    let cache_refs = json["cache"].as_array().unwrap();
+    assert_eq!(cache_refs.len(), 3);
+    assert!(cache_refs
+        .iter()
+        .all(|c| c["spec"].as_str().unwrap().contains("val_small")));
+    let curve = json["details"]["heads"]["conv1"]["loss_curve"]
+        .as_array()
+        .unwrap();
+    assert_eq!(curve.len(), 2);
+    assert!(curve.iter().all(|p| p[1].as_f64().unwrap().is_finite()));
+}
