@@ -4,28 +4,10 @@
 
 mod common;
 
-use common::sample;
+use common::{ok, sample, sslbench};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn sslbench(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslbench"));
-    cmd.args(args)
-        .env("SSLBENCH_CACHE", cache)
-        .env("RAYON_NUM_THREADS", "2");
-    cmd
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "sslbench failed:\n{text}");
-    text
-}
 
 /// 16 copies of real photos in an ImageFolder.
 fn folder(dir: &Path) -> String {

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor, Var};
 use common::sample;
 use rand::SeedableRng;
 use sslbench::data::augment::{AugmentConfig, AugmentCrop, Window};
-use sslbench::data::{ChannelOrder, Crop, Resize, TransformConfig};
+use sslbench::data::{Resize, TransformConfig};
 use sslbench::linear::probe::{BatchNorm, ProbeConfig, Unit};
 use sslbench::linear::sgd::{step_lr, Sgd, SgdConfig};
 use std::path::Path;
@@ -201,12 +201,7 @@ fn augmentation_windows_follow_torchvision() {
         .into_rgb8();
     let tf = TransformConfig {
         resize: Resize::Shorter(64),
-        crop: Crop::Center,
-        size: 56,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-        pixel_scale: 1.0 / 255.0,
-        channel_order: ChannelOrder::Rgb,
+        ..common::center_crop(56)
     };
     let plain = tf.apply(&img).unwrap();
     let flipped = tf.apply(&image::imageops::flip_horizontal(&img)).unwrap();

@@ -11,31 +11,13 @@
 
 mod common;
 
-use common::sample;
+use common::{ok, sample, sslbench};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CLASSES: &str = r#"data.classes=["tshirt","trouser","pullover","dress","coat","sandal","shirt","sneaker","bag","ankleboot"]"#;
-
-fn sslbench(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslbench"));
-    cmd.args(args)
-        .env("SSLBENCH_CACHE", cache)
-        .env("RAYON_NUM_THREADS", "2");
-    cmd
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "command failed:\n{text}");
-    text
-}
 
 /// `sslbench run <task>` on the small Fashion-MNIST splits; returns the results JSON.
 fn run_task(cache: &Path, out: &Path, task: &str, taps: &str, extra: &[&str]) -> Value {

@@ -89,7 +89,10 @@ pub fn run(args: CacheArgs) -> Result<()> {
         CacheOp::Export { digest, out } => {
             let paths = store.find(&digest)?;
             if paths.len() != 1 {
-                bail!("`{digest}` matches {} entries: give more of the digest", paths.len());
+                bail!(
+                    "`{digest}` matches {} entries: give more of the digest",
+                    paths.len()
+                );
             }
             let entry = crate::features::store::read_entry(&paths[0])?;
             let n = entry.features.shape()[0];

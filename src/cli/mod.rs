@@ -5,6 +5,7 @@ mod extract;
 mod run;
 mod setup;
 mod svm;
+mod sweep;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// The VOC07 SVM protocol on features saved as .npy (FAIR's train_svm_kfold inputs).
     Svm(svm::SvmArgs),
+    /// Run every task of a sweep file on every backbone it lists (each extraction once).
+    Sweep(sweep::SweepArgs),
     /// Tables of results JSONs in the paper's shape, beside its published numbers.
     Table(table::TableArgs),
 }
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Run(args) => run::run(args),
         Command::Svm(args) => svm::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Table(args) => table::run(args),
     };
     match result {

@@ -80,11 +80,39 @@ pub fn names(list: &[&str]) -> Vec<String> {
 pub fn imagenet_center() -> TransformConfig {
     TransformConfig {
         resize: Resize::Shorter(256),
+        ..center_crop(224)
+    }
+}
+
+/// Centre crop to `size` after no resize, ImageNet mean/std on RGB in [0, 1].
+pub fn center_crop(size: u32) -> TransformConfig {
+    TransformConfig {
+        resize: Resize::None,
         crop: Crop::Center,
-        size: 224,
+        size,
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
         pixel_scale: 1.0 / 255.0,
         channel_order: ChannelOrder::Rgb,
     }
+}
+
+/// The sslbench binary with `cache` as its feature cache and two rayon threads.
+pub fn sslbench(cache: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sslbench"));
+    cmd.args(args)
+        .env("SSLBENCH_CACHE", cache)
+        .env("RAYON_NUM_THREADS", "2");
+    cmd
+}
+
+/// Stdout and stderr of a finished command, which must have succeeded.
+pub fn ok(out: std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "command failed:\n{text}");
+    text
 }
