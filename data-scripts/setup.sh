@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepare a fresh Debian/Ubuntu machine: the C libraries the build links (HDF5), then the
-# real sample data the demo and the tests read. Idempotent; apt runs only when something
-# is missing (as root, or through sudo).
+# Prepare a fresh Debian/Ubuntu machine: the C libraries the build links (HDF5), the Python
+# packages the data scripts use (data-scripts/requirements.txt), then the real sample data the
+# demo and the tests read. Idempotent; apt and pip run only when something is missing or
+# differs (apt as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ missing=()
 for pkg in libhdf5-dev pkg-config; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core) # plot text (src/report/plot.rs)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -17,4 +19,22 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Python packages: install only when an installed version differs from its pin.
+if ! python3 - data-scripts/requirements.txt <<'PY'; then
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+for line in open(sys.argv[1]):
+    name, _, pin = line.split("#")[0].strip().partition("==")
+    try:
+        if name and version(name) != pin:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+    echo "installing data-scripts/requirements.txt" >&2
+    python3 -m pip install --quiet --disable-pip-version-check -r data-scripts/requirements.txt
+fi
+
 bash data-scripts/fetch_samples.sh
+bash data-scripts/fetch_fashion_mnist.sh

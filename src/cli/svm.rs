@@ -30,6 +30,10 @@ pub struct SvmArgs {
     /// Test targets, M x C (.npy).
     #[arg(long)]
     test_targets: PathBuf,
+    /// Targets use FAIR's encoding (create_voc_data_files.py: 1 present, 0 absent, -1
+    /// difficult) instead of the devkit's (1, -1, 0).
+    #[arg(long)]
+    fair_targets: bool,
     /// Task file with the [svm] protocol [default: the shipped tasks/voc07_svm.toml].
     #[arg(long)]
     task: Option<PathBuf>,
@@ -58,11 +62,11 @@ pub fn run(args: SvmArgs) -> Result<()> {
     let started = Instant::now();
     let (train_x, train_y) = (
         read_matrix(&args.train_features)?,
-        read_targets(&args.train_targets)?,
+        read_targets(&args.train_targets, args.fair_targets)?,
     );
     let (test_x, test_y) = (
         read_matrix(&args.test_features)?,
-        read_targets(&args.test_targets)?,
+        read_targets(&args.test_targets, args.fair_targets)?,
     );
     check_pair(
         &args.train_features,
@@ -160,7 +164,8 @@ fn read_matrix(path: &Path) -> Result<ArrayD<f32>> {
     Ok(a.mapv(|v| v as f32))
 }
 
-fn read_targets(path: &Path) -> Result<Array2<i32>> {
+/// Reads targets as the devkit's 1 / -1 / 0, converting FAIR's 1 / 0 / -1 when `fair`.
+fn read_targets(path: &Path, fair: bool) -> Result<Array2<i32>> {
     let a = npy::read(path)?;
     let a = a
         .into_dimensionality::<Ix2>()
@@ -171,7 +176,11 @@ fn read_targets(path: &Path) -> Result<Array2<i32>> {
             path.display()
         );
     }
-    Ok(a.mapv(|v| v as i32))
+    Ok(a.mapv(|v| match (fair, v as i32) {
+        (true, 0) => -1,
+        (true, -1) => 0,
+        (_, t) => t,
+    }))
 }
 
 fn check_pair(fp: &Path, x: &ArrayD<f32>, tp: &Path, y: &Array2<i32>) -> Result<()> {

@@ -117,8 +117,9 @@ pub fn one_vs_rest(targets: ArrayView2<i32>, classes: usize) -> Array2<i32> {
 }
 
 /// Reads FAIR's fixed draws `dir/train_targets_sample{s}_k{k}.npy` (s = 1.., one per seed
-/// position; rows aligned with the training split): per class, the rows marked 1 (drawn
-/// positive) or -1 (drawn negative) form that class's training set.
+/// position; written by FAIR's `create_voc_low_shot_samples.py`: images x classes int32,
+/// rows in the training split's order). FAIR marks a drawn positive 1, a drawn negative 0 and
+/// an image left out -1: per class, the rows marked 1 or 0 form that class's training set.
 pub fn import_fair(
     dir: &Path,
     cfg: &crate::tasks::lowshot::LowShotConfig,
@@ -142,10 +143,21 @@ pub fn import_fair(
                         );
                     }
                     let marks = marks.into_dimensionality::<ndarray::Ix2>()?;
+                    // A drawn positive must be present, a drawn negative absent.
+                    let misaligned = ndarray::Zip::from(&marks)
+                        .and(labels)
+                        .fold(0, |n, &m, &l| n + usize::from((m == 1.0 && l != 1) || (m == 0.0 && l != -1)));
+                    if misaligned > 0 {
+                        bail!(
+                            "{}: {misaligned} drawn images disagree with the training labels: \
+                             the draws were made for another image order or class list",
+                            path.display()
+                        );
+                    }
                     let rows = (0..labels.ncols())
                         .map(|c| {
                             (0..labels.nrows())
-                                .filter(|&i| marks[[i, c]] == 1.0 || marks[[i, c]] == -1.0)
+                                .filter(|&i| marks[[i, c]] == 1.0 || marks[[i, c]] == 0.0)
                                 .collect()
                         })
                         .collect();

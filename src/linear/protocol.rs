@@ -5,7 +5,7 @@
 use super::folds::{split, stratified_test_folds};
 use super::metrics::{average_precision, voc_ap};
 use super::simd::dot;
-use super::svm::{Gram, Kernel, Rows, Solution, SvmParams};
+use super::svm::{Gram, Kernel, Precision, Rows, Solution, SvmParams};
 use super::sweep::{sweep, CostPoint, Subset};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,6 +46,8 @@ pub struct SvmProtocol {
     /// Solve through the training set's Gram matrix when it has at most this many rows
     /// (memory: rows^2 x 8 bytes); above, keep the weights explicitly. Same optimum.
     pub gram_max_rows: usize,
+    /// Storage of the Gram entries (computed in float64 either way).
+    pub gram_precision: Precision,
 }
 
 impl SvmProtocol {
@@ -187,7 +189,7 @@ pub fn kernel_for(protocol: &SvmProtocol, train: &Rows) -> Result<Option<Gram>> 
     if train.len() > protocol.gram_max_rows {
         return Ok(None);
     }
-    Ok(Some(Gram::of(train).context(
+    Ok(Some(Gram::of(train, protocol.gram_precision).context(
         "cannot compute the Gram matrix of the training rows",
     )?))
 }
@@ -312,7 +314,15 @@ pub fn cross_validated(
     let bar = progress(nc * (protocol.folds * sorted.len() + 1), label);
     let tick = || bar.inc(1);
     let all: Vec<usize> = (0..train.len()).collect();
+    let started = std::time::Instant::now();
     let gram = kernel_for(protocol, train)?;
+    if gram.is_some() {
+        bar.println(format!(
+            "{label}: Gram matrix of {} training rows in {:.1} s",
+            train.len(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
     let kernel = gram.as_ref().map_or(Kernel::Primal(train), Kernel::Gram);
     let results = (0..nc)
         .into_par_iter()

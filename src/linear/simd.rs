@@ -25,6 +25,25 @@ fn dot_generic(a: &[f64], b: &[f64]) -> f64 {
 }
 
 #[inline(always)]
+fn dot_f32_generic(a: &[f32], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for k in 0..8 {
+            acc[k] += x[k] as f64 * y[k];
+        }
+    }
+    let mut tail = 0.0;
+    for k in chunks * 8..n {
+        tail += a[k] as f64 * b[k];
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+#[inline(always)]
 fn axpy_generic(alpha: f64, x: &[f64], y: &mut [f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * *xi;
@@ -35,6 +54,12 @@ fn axpy_generic(alpha: f64, x: &[f64], y: &mut [f64]) {
 #[target_feature(enable = "avx2")]
 unsafe fn dot_avx2(a: &[f64], b: &[f64]) -> f64 {
     dot_generic(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_f32_avx2(a: &[f32], b: &[f64]) -> f64 {
+    dot_f32_generic(a, b)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -66,6 +91,17 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         return unsafe { dot_avx2(a, b) };
     }
     dot_generic(a, b)
+}
+
+/// `sum_k a[k] b[k]` of float32 and float64 slices, accumulated in float64.
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked above).
+        return unsafe { dot_f32_avx2(a, b) };
+    }
+    dot_f32_generic(a, b)
 }
 
 /// `y += alpha x` over the common length.

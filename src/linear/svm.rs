@@ -8,7 +8,7 @@
 //! the spread of the projected gradient over the active set falls below `tol`, or after
 //! `max_iter` passes.
 
-use super::simd::{axpy, dot};
+use super::simd::{axpy, dot, dot_f32};
 use serde::{Deserialize, Serialize};
 
 /// Training rows: a dense row-major `n x dim` matrix in float64, with squared row norms.
@@ -85,28 +85,50 @@ pub enum Kernel<'a> {
     Gram(&'a Gram),
 }
 
-/// Dot products between two sets of rows (float64, row-major, `rows x cols`): the Gram
-/// matrix `XX'` of a training set, or the cross products of test and training rows.
+/// How a [`Gram`] stores its entries. They are always computed in float64; `F32` rounds
+/// them for storage (half the memory traffic of the solver, which is bound by it), and the
+/// solver still accumulates in float64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 8 bytes an entry.
+    F64,
+    /// 4 bytes an entry.
+    F32,
+}
+
+#[derive(Clone, Debug)]
+enum Entries {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+}
+
+/// Dot products between two sets of rows (row-major, `rows x cols`): the Gram matrix `XX'`
+/// of a training set, or the cross products of test and training rows.
 #[derive(Clone, Debug)]
 pub struct Gram {
-    k: Vec<f64>,
+    k: Entries,
     rows: usize,
     cols: usize,
 }
 
 impl Gram {
     /// `XX'` of `x`.
-    pub fn of(x: &Rows) -> candle_core::Result<Gram> {
-        Gram::cross(x, x)
+    pub fn of(x: &Rows, precision: Precision) -> candle_core::Result<Gram> {
+        Gram::cross(x, x, precision)
     }
 
     /// `AB'`: row `i` holds the dot products of `a`'s row `i` with every row of `b`, by one
-    /// matrix product (candle's CPU GEMM).
-    pub fn cross(a: &Rows, b: &Rows) -> candle_core::Result<Gram> {
+    /// float64 matrix product (candle's CPU GEMM).
+    pub fn cross(a: &Rows, b: &Rows, precision: Precision) -> candle_core::Result<Gram> {
         use candle_core::{Device, Tensor};
         let ta = Tensor::from_slice(&a.data, (a.len(), a.dim), &Device::Cpu)?;
         let tb = Tensor::from_slice(&b.data, (b.len(), b.dim), &Device::Cpu)?;
         let k = ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f64>()?;
+        let k = match precision {
+            Precision::F64 => Entries::F64(k),
+            Precision::F32 => Entries::F32(k.into_iter().map(|v| v as f32).collect()),
+        };
         Ok(Gram {
             k,
             rows: a.len(),
@@ -116,11 +138,18 @@ impl Gram {
 
     /// The sub-matrix of `rows` x `cols`, compact (so a fold's solver reads short rows).
     pub fn gather(&self, rows: &[usize], cols: &[usize]) -> Gram {
-        let mut k = Vec::with_capacity(rows.len() * cols.len());
-        for &r in rows {
-            let row = self.row(r);
-            k.extend(cols.iter().map(|&c| row[c]));
+        fn pick<T: Copy>(k: &[T], n: usize, rows: &[usize], cols: &[usize]) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows.len() * cols.len());
+            for &r in rows {
+                let row = &k[r * n..(r + 1) * n];
+                out.extend(cols.iter().map(|&c| row[c]));
+            }
+            out
         }
+        let k = match &self.k {
+            Entries::F64(k) => Entries::F64(pick(k, self.cols, rows, cols)),
+            Entries::F32(k) => Entries::F32(pick(k, self.cols, rows, cols)),
+        };
         Gram {
             k,
             rows: rows.len(),
@@ -128,10 +157,22 @@ impl Gram {
         }
     }
 
-    /// Row `i`.
+    /// `sum_j K_ij v_j`, accumulated in float64.
     #[inline]
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.k[i * self.cols..(i + 1) * self.cols]
+    pub fn row_dot(&self, i: usize, v: &[f64]) -> f64 {
+        let span = i * self.cols..(i + 1) * self.cols;
+        match &self.k {
+            Entries::F64(k) => dot(&k[span], v),
+            Entries::F32(k) => dot_f32(&k[span], v),
+        }
+    }
+
+    /// Entry `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        match &self.k {
+            Entries::F64(k) => k[i * self.cols + j],
+            Entries::F32(k) => k[i * self.cols + j] as f64,
+        }
     }
 
     /// Number of rows.
@@ -163,7 +204,7 @@ impl Solution {
     /// `sum_j cross_ij coef_j + intercept`.
     pub fn decisions(&self, cross: &Gram) -> Vec<f64> {
         (0..cross.rows)
-            .map(|i| dot(cross.row(i), &self.coef) + self.intercept)
+            .map(|i| cross.row_dot(i, &self.coef) + self.intercept)
             .collect()
     }
 
@@ -216,7 +257,7 @@ impl State<'_> {
         let i = self.subset[s];
         let linear = match self.kernel {
             Kernel::Primal(x) => dot(&self.w, x.row(i)),
-            Kernel::Gram(g) => dot(g.row(i), &self.coef),
+            Kernel::Gram(g) => g.row_dot(i, &self.coef),
         };
         linear + self.wb * self.bias
     }
@@ -236,7 +277,7 @@ impl State<'_> {
         let i = self.subset[s];
         match self.kernel {
             Kernel::Primal(x) => x.sq_norms[i],
-            Kernel::Gram(g) => g.row(i)[i],
+            Kernel::Gram(g) => g.get(i, i),
         }
     }
 }

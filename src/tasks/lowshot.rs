@@ -171,8 +171,8 @@ fn run_chains(
     let small = train.len() <= protocol.gram_max_rows && test.len() <= protocol.gram_max_rows;
     let grams = if small {
         Some((
-            Gram::of(train).context("cannot compute the Gram matrix")?,
-            Gram::cross(test, train).context("cannot compute the test cross products")?,
+            Gram::of(train, protocol.gram_precision).context("cannot compute the Gram matrix")?,
+            Gram::cross(test, train, protocol.gram_precision).context("cannot compute the test cross products")?,
         ))
     } else {
         None
