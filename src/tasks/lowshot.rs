@@ -172,7 +172,8 @@ fn run_chains(
     let grams = if small {
         Some((
             Gram::of(train, protocol.gram_precision).context("cannot compute the Gram matrix")?,
-            Gram::cross(test, train, protocol.gram_precision).context("cannot compute the test cross products")?,
+            Gram::cross(test, train, protocol.gram_precision)
+                .context("cannot compute the test cross products")?,
         ))
     } else {
         None
