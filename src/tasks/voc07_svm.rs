@@ -9,7 +9,7 @@ use crate::linear::protocol::{
     cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol,
 };
 use crate::report::Metric;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::time::Instant;
 
@@ -27,8 +27,12 @@ impl Splits {
     pub fn load(ctx: &RunContext) -> Result<Splits> {
         let doc = &ctx.setup.doc;
         let (train_spec, test_spec) = (data_spec(doc, "train")?, data_spec(doc, "test")?);
-        let train = ctx.setup.features(&train_spec, ctx.taps)?;
-        let test = ctx.setup.features(&test_spec, ctx.taps)?;
+        let open = |spec: &str| {
+            ctx.setup.features(spec, ctx.taps).with_context(|| {
+                format!("cannot use {spec}: point the task at your copy with --set data.root=DIR")
+            })
+        };
+        let (train, test) = (open(&train_spec)?, open(&test_spec)?);
         if train.0.classes != test.0.classes {
             bail!(
                 "{train_spec} and {test_spec} have different classes ({} vs {}): set the same \
