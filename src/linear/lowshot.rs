@@ -231,6 +231,7 @@ mod tests {
             sampling: Sampling::Positives,
             negatives_per_positive: 1,
             fair_samples: dir.path().display().to_string(),
+            extract: crate::tasks::lowshot::Extract::All,
         };
         let draws = import_fair(dir.path(), &cfg, &labels).unwrap();
         assert_eq!(draws[0][0].rows, vec![vec![0, 2]]);

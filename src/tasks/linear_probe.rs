@@ -125,7 +125,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let (train_set, train_entries) = match cfg.mode {
         Mode::Fast => setup.features(&cfg.train, taps)?,
         // Only the dataset: nothing is extracted, the images go through the trunk online.
-        Mode::Paper => setup.features(&cfg.train, &[])?,
+        Mode::Paper => (setup.dataset(&cfg.train)?, Vec::new()),
     };
     out.cache
         .extend(val_entries.iter().map(|e| cache_ref(&cfg.val, e)));

@@ -8,8 +8,9 @@
 //! mAP on the training images outside the sample).
 
 use super::voc07_svm::Splits;
-use super::{RunContext, TaskOutput};
+use super::{data_spec, RunContext, TaskOutput};
 use crate::config;
+use crate::data::Dataset;
 use crate::linear::lowshot::{draw, one_vs_rest, Draw, Sampling};
 use crate::linear::metrics::voc_ap;
 use crate::linear::protocol::{
@@ -23,6 +24,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The `[lowshot]` section of a task file.
@@ -41,6 +43,19 @@ pub struct LowShotConfig {
     /// drawing (empty: draw).
     #[serde(default)]
     pub fair_samples: String,
+    /// Which training images go through the trunk: `all` of the split (FAIR's VOC07 way), or
+    /// only those some draw uses (FAIR's Places205 way, which extracts the sampled lists).
+    pub extract: Extract,
+}
+
+/// Which training images a low-shot run extracts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extract {
+    /// The whole training split.
+    All,
+    /// The images of the draws only.
+    Drawn,
 }
 
 /// One (sample, k, class) chain's outcome.
@@ -59,8 +74,38 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let doc = &ctx.setup.doc;
     let protocol = SvmProtocol::from_doc(doc)?;
     let cfg: LowShotConfig = config::section(doc, "lowshot")?;
-    let splits = Splits::load(ctx)?;
-    let classes = splits.train.0.classes.clone();
+    // The draws are made once, on the whole training split's labels, whatever is extracted.
+    let train_spec = data_spec(doc, "train")?;
+    let full = ctx.setup.dataset(&train_spec)?;
+    let classes = full.classes.clone();
+    let full_labels = one_vs_rest(dataset_targets(&full)?.view(), classes.len());
+    let full_draws = draws(&cfg, &full_labels, &classes)?;
+    let splits = match cfg.extract {
+        Extract::All => Splits::load(ctx)?,
+        Extract::Drawn => {
+            let mut used = vec![false; full.samples.len()];
+            full_draws
+                .iter()
+                .flatten()
+                .flat_map(|d| d.rows.iter().flatten())
+                .for_each(|&i| used[i] = true);
+            let subset = Dataset {
+                spec: format!("{train_spec} (low-shot draws)"),
+                samples: (0..used.len())
+                    .filter(|&i| used[i])
+                    .map(|i| full.samples[i].clone())
+                    .collect(),
+                objects: None,
+                classes: classes.clone(),
+            };
+            let entries = ctx.setup.entries(&subset, ctx.taps)?;
+            let test = ctx.setup.features(&data_spec(doc, "test")?, ctx.taps)?;
+            Splits {
+                train: (subset, entries),
+                test,
+            }
+        }
+    };
     let mut out = TaskOutput {
         cache: splits.cache_refs(),
         ..Default::default()
@@ -71,7 +116,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         let (train, test) = (store.read(&tr.key)?, store.read(&te.key)?);
         let train_labels = one_vs_rest(train.targets.view(), classes.len());
         let test_labels = one_vs_rest(test.targets.view(), classes.len());
-        let draws = draws(&cfg, &train_labels, &classes)?;
+        let draws = remap(&full_draws, &full, &train.ids);
         let train_rows = normalised_rows(&train.features, protocol.norm_eps)?;
         let test_rows = normalised_rows(&test.features, protocol.norm_eps)?;
         let journal = journal_dir(
@@ -126,6 +171,48 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     }
     out.details = json!({ "protocol": protocol, "lowshot": cfg, "taps": taps });
     Ok(out)
+}
+
+/// The targets of a dataset as a matrix (`[class]` rows for single-label sets).
+fn dataset_targets(d: &Dataset) -> Result<Array2<i32>> {
+    let width = d.samples.first().map_or(1, |s| s.target.len());
+    let flat: Vec<i32> = d
+        .samples
+        .iter()
+        .flat_map(|s| s.target.iter().copied())
+        .collect();
+    Array2::from_shape_vec((d.samples.len(), width), flat)
+        .with_context(|| format!("{}: images carry targets of different lengths", d.spec))
+}
+
+/// Draws over the rows of `full` as rows of an entry listing `ids` (a subset of `full`, or
+/// `full` without the images skipped as unreadable); images the entry lacks are dropped.
+fn remap(draws: &[Vec<Draw>], full: &Dataset, ids: &[String]) -> Vec<Vec<Draw>> {
+    let position: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let at: Vec<Option<usize>> = full
+        .samples
+        .iter()
+        .map(|s| position.get(s.id.as_str()).copied())
+        .collect();
+    draws
+        .iter()
+        .map(|per_k| {
+            per_k
+                .iter()
+                .map(|d| Draw {
+                    rows: d
+                        .rows
+                        .iter()
+                        .map(|rows| rows.iter().filter_map(|&i| at[i]).collect())
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The draws per (sample, k position).

@@ -25,7 +25,20 @@ impl Setup {
     /// Opens the dataset of `spec` (with the `data.classes` override) and returns the
     /// entries of `taps`, extracting what the cache lacks.
     pub fn features(&self, spec: &str, taps: &[Tap]) -> Result<(Dataset, Vec<Extracted>)> {
-        let dataset = crate::data::open(spec, classes(&self.doc)?)?;
+        let dataset = self.dataset(spec)?;
+        let entries = self.entries(&dataset, taps)?;
+        Ok((dataset, entries))
+    }
+
+    /// Opens the dataset of `spec` with the `data.classes` override, extracting nothing.
+    pub fn dataset(&self, spec: &str) -> Result<Dataset> {
+        crate::data::open(spec, classes(&self.doc)?)
+    }
+
+    /// The entries of `taps` on `dataset` (any subset of a dataset too), extracting what the
+    /// cache lacks.
+    pub fn entries(&self, dataset: &Dataset, taps: &[Tap]) -> Result<Vec<Extracted>> {
+        let spec = &dataset.spec;
         eprintln!(
             "{spec}: {} images, {} classes; backbone {}; cache {}",
             dataset.samples.len(),
@@ -33,15 +46,14 @@ impl Setup {
             self.backbone.arch_id()?,
             self.store.root().display()
         );
-        let entries = get_or_extract(
+        get_or_extract(
             &self.store,
             &self.backbone,
             &self.device,
-            &dataset,
+            dataset,
             taps,
             &self.extract,
-        )?;
-        Ok((dataset, entries))
+        )
     }
 }
 
