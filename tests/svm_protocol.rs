@@ -109,7 +109,11 @@ fn voc07_svm_table_over_taps_matches_scikit_learn() {
         let v = m["value"].as_f64().unwrap();
         assert!(v > 30.0 && v <= 100.0, "{m}");
     }
-    assert!(out.join("voc07_svm_resnet50_random.md").exists());
+    let md = std::fs::read_to_string(out.join("voc07_svm_resnet50_random.md")).unwrap();
+    assert!(
+        md.contains("### res5: per class") && md.contains("| sandal |"),
+        "{md}"
+    );
     assert!(out.join("voc07_svm_resnet50_random.csv").exists());
     for (t, tap) in result["details"]["taps"]
         .as_array()

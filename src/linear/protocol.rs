@@ -151,6 +151,8 @@ pub struct ClassResult {
     pub cost: f64,
     /// Mean cross-validation AP per cost, in the grid's order (fractions).
     pub cv_ap: Vec<f64>,
+    /// Mean cross-validation AP at the chosen cost.
+    pub cv_ap_chosen: f64,
     /// Test AP of the refit SVM at the chosen cost (VOC all-points, fraction).
     pub test_ap: f64,
     /// Positive training images.
@@ -354,6 +356,7 @@ pub fn cross_validated(
                 index: c,
                 name: classes[c].clone(),
                 cost: protocol.costs[best],
+                cv_ap_chosen: cv_ap[best],
                 cv_ap,
                 test_ap: last.scores[0],
                 train_positives: positive.iter().filter(|&&p| p).count(),
