@@ -7,5 +7,6 @@ pub mod config;
 pub mod data;
 pub mod features;
 pub mod linear;
+pub mod pretext;
 pub mod report;
 pub mod tasks;
