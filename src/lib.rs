@@ -10,3 +10,4 @@ pub mod linear;
 pub mod pretext;
 pub mod report;
 pub mod tasks;
+pub mod train;

@@ -1,0 +1,172 @@
+//! A max-pool with a backward pass for any kernel, stride and padding. candle's own
+//! `max_pool2d` differentiates only when kernel == stride, which the ResNet stem (3x3,
+//! stride 2, padding 1) is not (dependencies.md). Here the pool is the element-wise maximum
+//! of the kernel's k x k shifted, strided views of the padded input, so autograd goes through
+//! `maximum` (a tie shares the gradient between its arguments; PyTorch gives it all to the
+//! first, which is an equally valid subgradient).
+
+use candle_core::{DType, Result, Tensor};
+
+/// `x` (N x C x H x W) padded by `pad` on each side of H and W with `value`.
+fn pad_with(x: &Tensor, pad: usize, value: f64) -> Result<Tensor> {
+    if pad == 0 {
+        return Ok(x.clone());
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let side = |rows: usize, cols: usize| {
+        Tensor::full(value, (n, c, rows, cols), x.device())?.to_dtype(x.dtype())
+    };
+    let x = Tensor::cat(&[&side(h, pad)?, x, &side(h, pad)?], 3)?;
+    let wide = w + 2 * pad;
+    Tensor::cat(&[&side(pad, wide)?, &x, &side(pad, wide)?], 2)
+}
+
+/// Rows `start, start + stride, ...` (`count` of them) of dimension `dim`, by narrowing to a
+/// multiple of the stride, splitting it, and keeping the first of each group.
+fn strided(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) -> Result<Tensor> {
+    let avail = x.dim(dim)? - start;
+    // The last group may be cut short: pad the view up to count * stride by narrowing less.
+    let len = (count * stride).min(avail);
+    let mut v = x.narrow(dim, start, len)?;
+    if len < count * stride {
+        let mut shape = v.dims().to_vec();
+        shape[dim] = count * stride - len;
+        let filler = Tensor::zeros(shape, v.dtype(), v.device())?;
+        v = Tensor::cat(&[&v, &filler], dim)?;
+    }
+    let mut shape = v.dims().to_vec();
+    shape[dim] = count;
+    shape.insert(dim + 1, stride);
+    v.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}
+
+/// Max-pool of `x` (N x C x H x W) with a square `kernel`, `stride` and `pad`
+/// (padding never wins: it is minus infinity), output size floor((H + 2 pad - kernel) /
+/// stride) + 1 as PyTorch's `MaxPool2d`. Differentiable.
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    if kernel == 0 || stride == 0 || hp < kernel || wp < kernel {
+        candle_core::bail!(
+            "max_pool2d: kernel {kernel} stride {stride} pad {pad} does not fit {h}x{w}"
+        );
+    }
+    let (oh, ow) = ((hp - kernel) / stride + 1, (wp - kernel) / stride + 1);
+    let lowest = match x.dtype() {
+        DType::F64 => f64::MIN,
+        _ => f32::MIN as f64,
+    };
+    let xp = pad_with(x, pad, lowest)?;
+    let mut out: Option<Tensor> = None;
+    for ky in 0..kernel {
+        let rows = strided(&xp, 2, ky, stride, oh)?;
+        for kx in 0..kernel {
+            let view = strided(&rows, 3, kx, stride, ow)?;
+            out = Some(match out {
+                None => view,
+                Some(m) => m.maximum(&view)?,
+            });
+        }
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("max_pool2d: empty kernel".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn input(n: usize, c: usize, h: usize, w: usize) -> Tensor {
+        // Distinct values (no ties), reproducible.
+        let v: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i as f32 * 0.7341).sin() * 1000.0).fract())
+            .collect();
+        Tensor::from_vec(v, (n, c, h, w), &Device::Cpu).unwrap()
+    }
+
+    /// Brute force of PyTorch's MaxPool2d semantics.
+    fn reference(x: &Tensor, k: usize, s: usize, p: usize) -> Vec<f32> {
+        let (n, c, h, w) = x.dims4().unwrap();
+        let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let mut out = Vec::new();
+        for b in 0..n * c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut m = f32::MIN;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (y, xx) = (
+                                (oy * s + ky) as isize - p as isize,
+                                (ox * s + kx) as isize - p as isize,
+                            );
+                            if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < w {
+                                m = m.max(v[b * h * w + y as usize * w + xx as usize]);
+                            }
+                        }
+                    }
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_pytorch_semantics() {
+        for (h, w, k, s, p) in [
+            (9, 7, 3, 2, 1),
+            (8, 8, 2, 2, 0),
+            (11, 10, 3, 1, 1),
+            (13, 13, 3, 2, 0),
+        ] {
+            let x = input(2, 3, h, w);
+            let y = max_pool2d(&x, k, s, p).unwrap();
+            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(got, reference(&x, k, s, p), "{h}x{w} k{k} s{s} p{p}");
+        }
+    }
+
+    #[test]
+    fn gradient_goes_to_each_window_maximum() {
+        // The ResNet stem's pool: 3x3, stride 2, padding 1.
+        let x = Var::from_tensor(&input(1, 2, 9, 9)).unwrap();
+        let y = max_pool2d(x.as_tensor(), 3, 2, 1).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let g = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // Without ties, each output sends 1 to its window's arg-max: the gradient counts how
+        // many windows an input wins.
+        let (k, s, p, h) = (3usize, 2usize, 1usize, 9usize);
+        let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut wins = vec![0f32; v.len()];
+        for b in 0..2 {
+            for oy in 0..5 {
+                for ox in 0..5 {
+                    let mut best = (f32::MIN, 0);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (yy, xx) = (
+                                (oy * s + ky) as isize - p as isize,
+                                (ox * s + kx) as isize - p as isize,
+                            );
+                            if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < h {
+                                let i = b * h * h + yy as usize * h + xx as usize;
+                                if v[i] > best.0 {
+                                    best = (v[i], i);
+                                }
+                            }
+                        }
+                    }
+                    wins[best.1] += 1.0;
+                }
+            }
+        }
+        assert_eq!(g, wins);
+    }
+}
