@@ -87,6 +87,5 @@ impl Sgd {
 
 /// The learning rate at iteration `it` (from 0) of a step schedule: `base * gamma^(it / step)`.
 pub fn step_lr(base: f64, gamma: f64, step: usize, it: usize) -> f64 {
-    let drops = it / step.max(1);
-    base * gamma.powi(i32::try_from(drops).unwrap_or(i32::MAX))
+    base * crate::train::schedule::Decay::Step { gamma, step }.factor(it, 0)
 }
