@@ -104,11 +104,13 @@ impl SvmProtocol {
         }
     }
 
-    /// Positions of the costs in ascending order (the sweep order).
-    pub fn ascending(&self) -> Vec<usize> {
+    /// The sweep order: the grid positions of the costs in ascending order, and the costs in
+    /// that order.
+    pub fn ascending(&self) -> (Vec<usize>, Vec<f64>) {
         let mut order: Vec<usize> = (0..self.costs.len()).collect();
         order.sort_by(|&a, &b| self.costs[a].total_cmp(&self.costs[b]));
-        order
+        let sorted = order.iter().map(|&i| self.costs[i]).collect();
+        (order, sorted)
     }
 
     /// A chain's seed: the protocol seed mixed with the chain and the cost position.
@@ -220,8 +222,7 @@ pub fn cv_scores(
     stem: &str,
     on_cost: &(dyn Fn() + Sync),
 ) -> Result<(Vec<f64>, usize)> {
-    let order = protocol.ascending();
-    let sorted: Vec<f64> = order.iter().map(|&i| protocol.costs[i]).collect();
+    let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let test_folds = stratified_test_folds(subset.positive, protocol.folds);
     let folds: Vec<Vec<CostPoint>> = (0..protocol.folds)
@@ -264,7 +265,7 @@ pub fn cv_scores(
                 protocol.warm_start,
                 |k| protocol.seed(&id, k),
                 &journal.join(format!("{stem}_f{f}.state")),
-                |s| {
+                |_, s| {
                     let scores = match (&compact, subset.kernel) {
                         (Some((_, cross)), _) => s.decisions(cross),
                         (None, Kernel::Primal(x)) => primal_scores(s, x, x, &test_rows),
@@ -309,8 +310,7 @@ pub fn cross_validated(
 ) -> Result<Vec<ClassResult>> {
     std::fs::create_dir_all(journal)
         .with_context(|| format!("cannot create the SVM journal {}", journal.display()))?;
-    let order = protocol.ascending();
-    let sorted: Vec<f64> = order.iter().map(|&i| protocol.costs[i]).collect();
+    let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let nc = classes.len();
     let bar = progress(nc * (protocol.folds * sorted.len() + 1), label);
@@ -347,7 +347,14 @@ pub fn cross_validated(
                 protocol.warm_start,
                 |k| protocol.seed(&[c, protocol.folds], k),
                 &journal.join(format!("refit_c{c}.state")),
-                |s| vec![test_ap(s, train, test, &test_labels)],
+                // Only the chosen (last) cost's refit is scored.
+                |k, s| {
+                    if k == upto {
+                        vec![test_ap(s, train, test, &test_labels)]
+                    } else {
+                        Vec::new()
+                    }
+                },
                 &|| {},
             )?;
             bar.inc(1);
@@ -358,7 +365,10 @@ pub fn cross_validated(
                 cost: protocol.costs[best],
                 cv_ap_chosen: cv_ap[best],
                 cv_ap,
-                test_ap: last.scores[0],
+                test_ap: *last
+                    .scores
+                    .first()
+                    .context("internal: the refit was not scored")?,
                 train_positives: positive.iter().filter(|&&p| p).count(),
                 test_positives: test_labels.iter().filter(|&&t| t > 0).count(),
                 not_converged: not_converged + usize::from(!last.converged),

@@ -43,7 +43,7 @@ pub struct Subset<'a> {
 }
 
 /// Trains `subset` at `costs` (ascending), each but the first warm-started from the previous
-/// dual point when `warm_start`, and calls `evaluate` on each solution. `params.cost` and
+/// dual point when `warm_start`, and calls `evaluate` with each cost's position and solution. `params.cost` and
 /// `params.seed` are replaced per cost (the seed by `seed_of(cost index)`). `state` is the
 /// chain's resume file: points already in it are returned without training. `on_cost` is
 /// called once per cost trained or found (for progress).
@@ -55,7 +55,7 @@ pub fn sweep(
     warm_start: bool,
     seed_of: impl Fn(usize) -> u64,
     state: &Path,
-    mut evaluate: impl FnMut(&Solution) -> Vec<f64>,
+    mut evaluate: impl FnMut(usize, &Solution) -> Vec<f64>,
     on_cost: &(dyn Fn() + Sync),
 ) -> Result<Vec<CostPoint>> {
     if costs.windows(2).any(|w| w[0] > w[1]) {
@@ -75,7 +75,7 @@ pub fn sweep(
         let solution = train(subset.kernel, subset.index, subset.positive, &p, warm);
         points.push(CostPoint {
             cost,
-            scores: evaluate(&solution),
+            scores: evaluate(k, &solution),
             iterations: solution.iterations,
             converged: solution.converged,
         });

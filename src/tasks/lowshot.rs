@@ -250,8 +250,7 @@ fn run_chains(
     journal: &Path,
     tap: &str,
 ) -> Result<Vec<(usize, usize, usize, ChainResult)>> {
-    let order = protocol.ascending();
-    let sorted: Vec<f64> = order.iter().map(|&i| protocol.costs[i]).collect();
+    let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let nc = train_labels.ncols();
     // Small sets: every chain gathers its kernel from the Gram and cross products.
@@ -279,10 +278,17 @@ fn run_chains(
         .map(|&(s, k, c)| {
             let rows = &draws[s][k].rows[c];
             let positive: Vec<bool> = rows.iter().map(|&i| train_labels[[i, c]] > 0).collect();
-            let in_sample: std::collections::HashSet<usize> = rows.iter().copied().collect();
-            let outside: Vec<usize> = (0..train.len())
-                .filter(|i| !in_sample.contains(i) && train_labels[[*i, c]] != 0)
-                .collect();
+            let by_cv = cfg.k[k] >= protocol.folds;
+            // The training images outside the sample choose the cost only when k is too
+            // small for cross-validation.
+            let outside: Vec<usize> = if by_cv {
+                Vec::new()
+            } else {
+                let in_sample: std::collections::HashSet<usize> = rows.iter().copied().collect();
+                (0..train.len())
+                    .filter(|i| !in_sample.contains(i) && train_labels[[*i, c]] != 0)
+                    .collect()
+            };
             let local: Vec<usize> = (0..rows.len()).collect();
             let compact = grams.as_ref().map(|(g, cross)| {
                 (
@@ -303,7 +309,6 @@ fn run_chains(
                     positive: &positive,
                 },
             };
-            let by_cv = cfg.k[k] >= protocol.folds;
             let test_col: Vec<i32> = test_labels.column(c).to_vec();
             let out_col: Vec<i32> = outside.iter().map(|&i| train_labels[[i, c]]).collect();
             let stem = format!("ls_s{s}_k{}_c{c}", cfg.k[k]);
@@ -314,7 +319,7 @@ fn run_chains(
                 protocol.warm_start,
                 |j| protocol.seed(&[s, cfg.k[k], c], j),
                 &journal.join(format!("{stem}.state")),
-                |sol| {
+                |_, sol| {
                     let (test_scores, out_scores) = match &compact {
                         Some((_, cross, outside_cross)) => (
                             sol.decisions(cross),
@@ -381,8 +386,7 @@ fn summarise(
         // map[s][cost]: mean test AP over classes.
         let mut map = vec![vec![0.0; costs]; samples];
         let mut fixed = vec![vec![0.0; costs]; samples];
-        for (s, kk, _, r) in chains.iter().filter(|c| c.1 == k) {
-            let _ = kk;
+        for (s, _, _, r) in chains.iter().filter(|c| c.1 == k) {
             for j in 0..costs {
                 map[*s][j] += 100.0 * r.test_ap[j] / nc as f64;
                 fixed[*s][j] += r.choice_ap[j] / nc as f64;

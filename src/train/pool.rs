@@ -84,32 +84,33 @@ mod tests {
         Tensor::from_vec(v, (n, c, h, w), &Device::Cpu).unwrap()
     }
 
-    /// Brute force of PyTorch's MaxPool2d semantics.
-    fn reference(x: &Tensor, k: usize, s: usize, p: usize) -> Vec<f32> {
+    /// Brute force of PyTorch's MaxPool2d windows: for every output of every N x C plane of
+    /// `x`, the flat indices of its in-bounds inputs.
+    fn windows(x: &Tensor, k: usize, s: usize, p: usize) -> Vec<Vec<usize>> {
         let (n, c, h, w) = x.dims4().unwrap();
-        let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
         let mut out = Vec::new();
         for b in 0..n * c {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut m = f32::MIN;
+                    let mut window = Vec::new();
                     for ky in 0..k {
                         for kx in 0..k {
-                            let (y, xx) = (
-                                (oy * s + ky) as isize - p as isize,
-                                (ox * s + kx) as isize - p as isize,
-                            );
-                            if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < w {
-                                m = m.max(v[b * h * w + y as usize * w + xx as usize]);
+                            let (y, xx) = (oy * s + ky, ox * s + kx);
+                            if y >= p && xx >= p && y - p < h && xx - p < w {
+                                window.push(b * h * w + (y - p) * w + xx - p);
                             }
                         }
                     }
-                    out.push(m);
+                    out.push(window);
                 }
             }
         }
         out
+    }
+
+    fn values(x: &Tensor) -> Vec<f32> {
+        x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 
     #[test]
@@ -122,8 +123,12 @@ mod tests {
         ] {
             let x = input(2, 3, h, w);
             let y = max_pool2d(&x, k, s, p).unwrap();
-            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_eq!(got, reference(&x, k, s, p), "{h}x{w} k{k} s{s} p{p}");
+            let v = values(&x);
+            let expected: Vec<f32> = windows(&x, k, s, p)
+                .iter()
+                .map(|win| win.iter().map(|&i| v[i]).fold(f32::MIN, f32::max))
+                .collect();
+            assert_eq!(values(&y), expected, "{h}x{w} k{k} s{s} p{p}");
         }
     }
 
@@ -133,39 +138,17 @@ mod tests {
         let x = Var::from_tensor(&input(1, 2, 9, 9)).unwrap();
         let y = max_pool2d(x.as_tensor(), 3, 2, 1).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
-        let g = grads
-            .get(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let g = values(grads.get(&x).unwrap());
         // Without ties, each output sends 1 to its window's arg-max: the gradient counts how
         // many windows an input wins.
-        let (k, s, p, h) = (3usize, 2usize, 1usize, 9usize);
-        let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let v = values(x.as_tensor());
         let mut wins = vec![0f32; v.len()];
-        for b in 0..2 {
-            for oy in 0..5 {
-                for ox in 0..5 {
-                    let mut best = (f32::MIN, 0);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let (yy, xx) = (
-                                (oy * s + ky) as isize - p as isize,
-                                (ox * s + kx) as isize - p as isize,
-                            );
-                            if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < h {
-                                let i = b * h * h + yy as usize * h + xx as usize;
-                                if v[i] > best.0 {
-                                    best = (v[i], i);
-                                }
-                            }
-                        }
-                    }
-                    wins[best.1] += 1.0;
-                }
-            }
+        for win in windows(x.as_tensor(), 3, 2, 1) {
+            let best = win
+                .iter()
+                .copied()
+                .fold(win[0], |b, i| if v[i] > v[b] { i } else { b });
+            wins[best] += 1.0;
         }
         assert_eq!(g, wins);
     }
