@@ -12,7 +12,8 @@ Reads the four gzip IDX files that Debian's `dataset-fashion-mnist` package ship
                                class of t10k), trainval_small / test_small (first 20 per class)
   lists/<name>.txt             "JPEGImages/<id>.jpg <label>" for train (first 300 per class of
                                train), val (first 100 per class of t10k), train_small (30),
-                               val_small (10)
+                               val_small (10), and pretrain (images 300 to 799 of each class of
+                               train: 5000 images no other split uses, for pretext training)
   classes.txt                  the 10 class names, one a line, in label order
 
 "First n per class" keeps the images' order in the IDX file. Every image a split or list uses
@@ -42,7 +43,12 @@ CLASSES = [
 
 # (IDX file prefix, id prefix, {VOC split: per class}, {list name: per class})
 SOURCES = [
-    ("train", "train", {"trainval": 100, "trainval_small": 20}, {"train": 300, "train_small": 30}),
+    (
+        "train",
+        "train",
+        {"trainval": 100, "trainval_small": 20},
+        {"train": 300, "train_small": 30, "pretrain": (300, 800)},
+    ),
     ("t10k", "test", {"test": 100, "test_small": 20}, {"val": 100, "val_small": 10}),
 ]
 
@@ -64,10 +70,12 @@ def read_idx(path, ndim):
 
 
 def first_per_class(labels, n):
-    """Indices of the first `n` images of every class, in file order."""
-    picked = [np.flatnonzero(labels == c)[:n] for c in range(len(CLASSES))]
-    if any(len(p) < n for p in picked):
-        sys.exit("error: fewer than %d images in some class" % n)
+    """Indices of the first `n` images of every class (or of images `start` to `stop - 1` of
+    every class when `n` is a pair), in file order."""
+    start, stop = n if isinstance(n, tuple) else (0, n)
+    picked = [np.flatnonzero(labels == c)[start:stop] for c in range(len(CLASSES))]
+    if any(len(p) < stop - start for p in picked):
+        sys.exit("error: fewer than %d images in some class" % stop)
     return np.sort(np.concatenate(picked))
 
 

@@ -3,7 +3,7 @@
 //! stride 2, grouped convs, LRN after pools 1-2, batch norm on conv3-5).
 
 use super::layers::{
-    from_channel_major, local_response_norm, max_pool_relu, to_channel_major, ConvInit, ConvSpec,
+    from_channel_major, local_response_norm, to_channel_major, ConvInit, ConvLayer, ConvSpec,
     FrozenConv,
 };
 use super::Tap;
@@ -69,13 +69,14 @@ const JIGSAW: [LayerDef; 5] = [
 /// LRN of the Jigsaw layout: size 5, alpha 1e-4, beta 0.75, k 1 (Caffe's AlexNet values).
 const LRN: (usize, f64, f64, f64) = (5, 1e-4, 0.75, 1.0);
 
-/// A frozen AlexNet trunk.
-pub struct AlexNet {
+/// An AlexNet trunk: frozen with the default [`FrozenConv`] layers, trainable with the
+/// pretexts' layers.
+pub struct AlexNet<C = FrozenConv> {
     kind: AlexNetKind,
-    convs: Vec<FrozenConv>,
+    convs: Vec<C>,
 }
 
-impl AlexNet {
+impl<C: ConvLayer> AlexNet<C> {
     /// The taps this trunk offers.
     pub const TAPS: [Tap; 6] = [
         Tap::Conv1,
@@ -87,7 +88,7 @@ impl AlexNet {
     ];
 
     /// Builds the trunk with every channel count scaled by `width`.
-    pub fn new(kind: AlexNetKind, width: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(kind: AlexNetKind, width: f64, vb: VarBuilder, shared: &C::Shared) -> Result<Self> {
         let layers = match kind {
             AlexNetKind::Torchvision => &TORCHVISION,
             AlexNetKind::Jigsaw => &JIGSAW,
@@ -101,7 +102,8 @@ impl AlexNet {
                 .padding(l.padding)
                 .groups(l.groups);
             let bn = l.bn.map(|name| vb.pp(name));
-            convs.push(FrozenConv::load(
+            convs.push(C::load(
+                shared,
                 vb.pp(l.conv),
                 bn,
                 spec,
@@ -122,7 +124,7 @@ impl AlexNet {
             h = conv.forward(&h)?.relu()?;
             outputs.push(from_channel_major(&h)?);
             if i < 2 {
-                h = max_pool_relu(&h, 3, 2, 0)?;
+                h = C::max_pool(&h, 3, 2, 0)?;
                 if self.kind == AlexNetKind::Jigsaw {
                     let (size, alpha, beta, k) = LRN;
                     h = local_response_norm(&h, size, alpha, beta, k)?;
@@ -130,7 +132,7 @@ impl AlexNet {
             }
         }
         if deepest == 5 {
-            let pooled = from_channel_major(&max_pool_relu(&h, 3, 2, 0)?)?;
+            let pooled = from_channel_major(&C::max_pool(&h, 3, 2, 0)?)?;
             outputs.push(pooled.flatten_from(1)?);
         }
         Ok(outputs)

@@ -80,35 +80,71 @@ pub struct FrozenConv {
 }
 
 /// Batch-norm epsilon (PyTorch's default).
-const BN_EPS: f64 = 1e-5;
+pub const BN_EPS: f64 = 1e-5;
 
-impl FrozenConv {
-    /// Loads `conv.weight` (and `conv.bias` when `conv_bias`), then folds the batch norm
-    /// under `bn` (weight, bias, running_mean, running_var) when one is given.
-    pub fn load(
-        conv: VarBuilder,
-        bn: Option<VarBuilder>,
-        spec: ConvSpec,
-        conv_bias: bool,
-        init: ConvInit,
-    ) -> Result<Self> {
-        let shape = (spec.cout, spec.cin / spec.groups, spec.kernel, spec.kernel);
-        let bound = 1.0 / (spec.fan_in() as f64).sqrt();
-        let (w_init, b_init) = match init {
+impl ConvSpec {
+    /// The weight and bias init hints of a randomly initialised convolution.
+    pub fn init_hints(&self, init: ConvInit) -> (Init, Init) {
+        match init {
             ConvInit::KaimingFanOut => {
-                let fan_out = spec.cout * spec.kernel * spec.kernel;
+                let fan_out = self.cout * self.kernel * self.kernel;
                 let stdev = (2.0 / fan_out as f64).sqrt();
                 (Init::Randn { mean: 0.0, stdev }, Init::Const(0.0))
             }
             ConvInit::TorchDefault => {
+                let bound = 1.0 / (self.fan_in() as f64).sqrt();
                 let u = Init::Uniform {
                     lo: -bound,
                     up: bound,
                 };
                 (u, u)
             }
-        };
-        let mut weight = conv.get_with_hints(shape, "weight", w_init)?;
+        }
+    }
+
+    /// The weight shape in PyTorch's layout: C_out x C_in/groups x k x k.
+    pub fn weight_shape(&self) -> (usize, usize, usize, usize) {
+        (self.cout, self.cin / self.groups, self.kernel, self.kernel)
+    }
+}
+
+/// A convolution (with its batch norm, if any) as the trunks use it: built from its
+/// published parameter names, run on channel-major maps. The benchmarks use the frozen form
+/// ([`FrozenConv`]); the pretexts a trainable one, with the same names, so a trained
+/// checkpoint loads into the frozen trunk as it is.
+pub trait ConvLayer: Sized {
+    /// What the layers of one trunk share (the trainable trunk's batch-norm mode).
+    type Shared;
+    /// Builds the layer from `conv` (`weight`, and `bias` when `conv_bias`) and the batch
+    /// norm under `bn` (`weight`, `bias`, `running_mean`, `running_var`) when one is given.
+    fn load(
+        shared: &Self::Shared,
+        conv: VarBuilder,
+        bn: Option<VarBuilder>,
+        spec: ConvSpec,
+        conv_bias: bool,
+        init: ConvInit,
+    ) -> Result<Self>;
+    /// Applies the layer, without activation, to a channel-major map.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// The max-pool of a post-ReLU map (channel-major), as this kind of trunk needs it.
+    fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor>;
+}
+
+impl ConvLayer for FrozenConv {
+    type Shared = ();
+
+    /// Loads the convolution, then folds the batch norm into its weight and bias.
+    fn load(
+        _: &(),
+        conv: VarBuilder,
+        bn: Option<VarBuilder>,
+        spec: ConvSpec,
+        conv_bias: bool,
+        init: ConvInit,
+    ) -> Result<Self> {
+        let (w_init, b_init) = spec.init_hints(init);
+        let mut weight = conv.get_with_hints(spec.weight_shape(), "weight", w_init)?;
         let mut bias = match conv_bias {
             true => Some(conv.get_with_hints(spec.cout, "bias", b_init)?),
             false => None,
@@ -129,47 +165,53 @@ impl FrozenConv {
         Ok(Self { weight, bias, spec })
     }
 
-    /// Applies the convolution (and folded norm), without activation, to a map in the
-    /// trunk's channel-major layout (C x N x H x W; see [`to_channel_major`]).
-    ///
-    /// The convolution is one GEMM per group over the whole batch: weights (C_out x C_in.k.k)
-    /// times the im2col matrix (C_in.k.k x N.H.W). A 1x1 stride-1 convolution needs no
-    /// im2col at all, and the output comes out channel-major again, so activations never
-    /// change layout between layers.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let s = &self.spec;
-        let (_, n, h, w) = x.dims4()?;
-        let span = s.dilation * (s.kernel - 1) + 1;
-        let ho = (h + 2 * s.padding - span) / s.stride + 1;
-        let wo = (w + 2 * s.padding - span) / s.stride + 1;
-        let cols = if s.kernel == 1 && s.stride == 1 && s.padding == 0 {
-            x.reshape((s.cin, n * h * w))?
-        } else {
-            im2col(x, s, ho, wo)?
-        };
-        let rows = s.cin / s.groups * s.kernel * s.kernel;
-        let weight = self
-            .weight
-            .reshape((s.cout, s.cin * s.kernel * s.kernel / s.groups))?;
-        let y = if s.groups == 1 {
-            weight.matmul(&cols)?
-        } else {
-            let per_group = s.cout / s.groups;
-            let outs = (0..s.groups)
-                .map(|g| {
-                    weight
-                        .narrow(0, g * per_group, per_group)?
-                        .matmul(&cols.narrow(0, g * rows, rows)?)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&outs, 0)?
-        };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((s.cout, 1))?)?,
-            None => y,
-        };
-        y.reshape((s.cout, n, ho, wo))
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        conv2d(x, &self.weight, self.bias.as_ref(), &self.spec)
     }
+
+    /// candle's max-pool on zero padding, exact for non-negative maps (no backward needed).
+    fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+        pad_spatial(x, pad)?.max_pool2d_with_stride(kernel, stride)
+    }
+}
+
+/// A convolution of a channel-major map (C x N x H x W; see [`to_channel_major`]) with a
+/// PyTorch-layout `weight` and optional `bias`, output channel-major.
+///
+/// The convolution is one GEMM per group over the whole batch: weights (C_out x C_in.k.k)
+/// times the im2col matrix (C_in.k.k x N.H.W). A 1x1 stride-1 convolution needs no im2col at
+/// all, and the output comes out channel-major again, so activations never change layout
+/// between layers. Every step is a differentiable candle op.
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
+    let (_, n, h, w) = x.dims4()?;
+    let span = s.dilation * (s.kernel - 1) + 1;
+    let ho = (h + 2 * s.padding - span) / s.stride + 1;
+    let wo = (w + 2 * s.padding - span) / s.stride + 1;
+    let cols = if s.kernel == 1 && s.stride == 1 && s.padding == 0 {
+        x.reshape((s.cin, n * h * w))?
+    } else {
+        im2col(x, s, ho, wo)?
+    };
+    let rows = s.cin / s.groups * s.kernel * s.kernel;
+    let weight = weight.reshape((s.cout, s.cin * s.kernel * s.kernel / s.groups))?;
+    let y = if s.groups == 1 {
+        weight.matmul(&cols)?
+    } else {
+        let per_group = s.cout / s.groups;
+        let outs = (0..s.groups)
+            .map(|g| {
+                weight
+                    .narrow(0, g * per_group, per_group)?
+                    .matmul(&cols.narrow(0, g * rows, rows)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&outs, 0)?
+    };
+    let y = match bias {
+        Some(b) => y.broadcast_add(&b.reshape((s.cout, 1))?)?,
+        None => y,
+    };
+    y.reshape((s.cout, n, ho, wo))
 }
 
 /// The im2col matrix of a channel-major map: rows (c, kh, kw), columns (n, y, x).
@@ -234,12 +276,6 @@ pub fn pad_spatial(x: &Tensor, pad: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)
-}
-
-/// Max-pool of a non-negative (post-ReLU) map: zero padding then equals PyTorch's
-/// implicit -inf padding.
-pub fn max_pool_relu(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    pad_spatial(x, pad)?.max_pool2d_with_stride(kernel, stride)
 }
 
 /// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`).

@@ -8,17 +8,22 @@ mod layers;
 mod params;
 mod resnet;
 mod tap;
+mod trainable;
 
 pub use alexnet::{AlexNet, AlexNetKind};
 pub use checkpoint::CheckpointFormat;
 pub use layers::avg_pool_padded;
 pub use resnet::{ResNet, ResNetConfig};
 pub use tap::Tap;
+pub use trainable::{BnMode, TrainConv, TrainableBackbone};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
-use params::{CheckedTensors, RandomInit};
+use layers::{ConvLayer, FrozenConv};
+use params::CheckedTensors;
+pub use params::RandomInit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -156,20 +161,67 @@ impl Family {
     /// The taps the family offers, shallow to deep.
     pub fn taps(self) -> &'static [Tap] {
         match self {
-            Family::ResNet50 => &ResNet::TAPS,
-            _ => &AlexNet::TAPS,
+            Family::ResNet50 => &<ResNet>::TAPS,
+            _ => &<AlexNet>::TAPS,
         }
     }
 }
 
-enum Trunk {
-    ResNet(ResNet),
-    AlexNet(AlexNet),
+/// A built trunk of either family, with frozen or trainable layers.
+enum Trunk<C> {
+    ResNet(ResNet<C>),
+    AlexNet(AlexNet<C>),
+}
+
+impl<C: ConvLayer> Trunk<C> {
+    /// Builds the trunk of `cfg` from `vb`.
+    fn build(cfg: &BackboneConfig, vb: VarBuilder, shared: &C::Shared) -> Result<(Self, Family)> {
+        let (family, width) = cfg.family()?;
+        let trunk = match family {
+            Family::ResNet50 => Trunk::ResNet(ResNet::new(
+                &ResNetConfig {
+                    width,
+                    output_stride: cfg.output_stride,
+                },
+                vb,
+                shared,
+            )?),
+            Family::AlexNet => {
+                Trunk::AlexNet(AlexNet::new(AlexNetKind::Torchvision, width, vb, shared)?)
+            }
+            Family::AlexNetJigsaw => {
+                Trunk::AlexNet(AlexNet::new(AlexNetKind::Jigsaw, width, vb, shared)?)
+            }
+        };
+        Ok((trunk, family))
+    }
+
+    /// One forward pass over an NCHW batch returning the requested taps in order.
+    fn forward_taps(&self, family: Family, x: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
+        for t in taps {
+            if !family.taps().contains(t) {
+                let names: Vec<&str> = family.taps().iter().map(|t| t.name()).collect();
+                bail!(
+                    "{} has no tap `{t}`: use {}",
+                    family.name(),
+                    names.join(", ")
+                );
+            }
+        }
+        let order = family.taps();
+        let index = |t: &Tap| order.iter().position(|u| u == t).unwrap_or(0);
+        let deepest = taps.iter().map(index).max().unwrap_or(0);
+        let outputs = match self {
+            Trunk::ResNet(r) => r.forward_until(x, deepest)?,
+            Trunk::AlexNet(a) => a.forward_until(x, deepest)?,
+        };
+        Ok(taps.iter().map(|t| outputs[index(t)].clone()).collect())
+    }
 }
 
 /// A frozen backbone ready to run: batch norm folded into the convolutions, no gradients.
 pub struct Backbone {
-    trunk: Trunk,
+    trunk: Trunk<FrozenConv>,
     family: Family,
     device: Device,
 }
@@ -179,47 +231,7 @@ impl Backbone {
     /// checkpoint that does not fit fails with one message listing the missing keys, the
     /// unexpected keys and the mismatched shapes.
     pub fn load(cfg: &BackboneConfig, device: &Device) -> Result<Self> {
-        let (family, width) = cfg.family()?;
-        if cfg.weights == "random" {
-            let vb = RandomInit::new(cfg.seed).var_builder(device);
-            return Self::build(cfg, family, width, vb, device);
-        }
-        let path = Path::new(&cfg.weights);
-        if !path.exists() {
-            bail!(
-                "checkpoint {} not found: fix `weights` in the backbone TOML",
-                path.display()
-            );
-        }
-        let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
-        let checked = CheckedTensors::new(tensors);
-        let vb = VarBuilder::from_backend(Box::new(checked.clone()), DType::F32, device.clone());
-        let backbone = Self::build(cfg, family, width, vb, device);
-        let (report, unexpected) = checked.finish(is_head_or_buffer);
-        if !report.missing.is_empty() || !report.mismatched.is_empty() || !unexpected.is_empty() {
-            bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
-        }
-        backbone
-    }
-
-    fn build(
-        cfg: &BackboneConfig,
-        family: Family,
-        width: f64,
-        vb: VarBuilder,
-        device: &Device,
-    ) -> Result<Self> {
-        let trunk = match family {
-            Family::ResNet50 => Trunk::ResNet(ResNet::new(
-                &ResNetConfig {
-                    width,
-                    output_stride: cfg.output_stride,
-                },
-                vb,
-            )?),
-            Family::AlexNet => Trunk::AlexNet(AlexNet::new(AlexNetKind::Torchvision, width, vb)?),
-            Family::AlexNetJigsaw => Trunk::AlexNet(AlexNet::new(AlexNetKind::Jigsaw, width, vb)?),
-        };
+        let (trunk, family) = with_weights(cfg, device, |vb| Trunk::build(cfg, vb, &()))?;
         Ok(Self {
             trunk,
             family,
@@ -239,25 +251,51 @@ impl Backbone {
 
     /// Runs one forward pass over an NCHW batch and returns the requested taps in order.
     pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
-        for t in taps {
-            if !self.family.taps().contains(t) {
-                let names: Vec<&str> = self.family.taps().iter().map(|t| t.name()).collect();
-                bail!(
-                    "{} has no tap `{t}`: use {}",
-                    self.family.name(),
-                    names.join(", ")
-                );
-            }
-        }
-        let order = self.family.taps();
-        let index = |t: &Tap| order.iter().position(|u| u == t).unwrap_or(0);
-        let deepest = taps.iter().map(index).max().unwrap_or(0);
-        let outputs = match &self.trunk {
-            Trunk::ResNet(r) => r.forward_until(x, deepest)?,
-            Trunk::AlexNet(a) => a.forward_until(x, deepest)?,
-        };
-        Ok(taps.iter().map(|t| outputs[index(t)].clone()).collect())
+        self.trunk.forward_taps(self.family, x, taps)
     }
+}
+
+/// Runs `build` on a `VarBuilder` over the weights of `cfg` (seeded random, or a checked
+/// checkpoint), wrapped by `wrap` (the trainable trunk records its variables there). A
+/// checkpoint that does not fit fails with one message listing the missing keys, the
+/// unexpected keys and the mismatched shapes.
+fn with_weights_wrapped<T>(
+    cfg: &BackboneConfig,
+    wrap: impl FnOnce(Box<dyn SimpleBackend>) -> VarBuilder<'static>,
+    build: impl FnOnce(VarBuilder<'static>) -> Result<T>,
+) -> Result<T> {
+    if cfg.weights == "random" {
+        return build(wrap(Box::new(RandomInit::new(cfg.seed))));
+    }
+    let path = Path::new(&cfg.weights);
+    if !path.exists() {
+        bail!(
+            "checkpoint {} not found: fix `weights` in the backbone TOML",
+            path.display()
+        );
+    }
+    let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
+    let checked = CheckedTensors::new(tensors);
+    let built = build(wrap(Box::new(checked.clone())));
+    let (report, unexpected) = checked.finish(is_head_or_buffer);
+    if !report.missing.is_empty() || !report.mismatched.is_empty() || !unexpected.is_empty() {
+        bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
+    }
+    built
+}
+
+/// [`with_weights_wrapped`] with a plain `VarBuilder`.
+fn with_weights<T>(
+    cfg: &BackboneConfig,
+    device: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> Result<T>,
+) -> Result<T> {
+    let dev = device.clone();
+    with_weights_wrapped(
+        cfg,
+        move |b| VarBuilder::from_backend(b, DType::F32, dev),
+        build,
+    )
 }
 
 /// Checkpoint entries that a trunk is expected to leave unused: classifier heads, batch-norm

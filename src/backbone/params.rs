@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_nn::Init;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 use std::collections::{BTreeSet, HashMap};
@@ -95,11 +95,6 @@ impl RandomInit {
     /// A random-initialised parameter source for `seed`.
     pub fn new(seed: u64) -> Self {
         Self { seed }
-    }
-
-    /// A `VarBuilder` over this source.
-    pub fn var_builder(self, dev: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(self), DType::F32, dev.clone())
     }
 }
 

@@ -3,7 +3,7 @@
 //! bottleneck planes 64*w..512*w, outputs 4x those), and optional dilation of res4/res5.
 
 use super::layers::{
-    from_channel_major, global_avg_pool, max_pool_relu, to_channel_major, ConvInit, ConvSpec,
+    from_channel_major, global_avg_pool, to_channel_major, ConvInit, ConvLayer, ConvSpec,
     FrozenConv,
 };
 use super::Tap;
@@ -24,14 +24,14 @@ pub struct ResNetConfig {
     pub output_stride: usize,
 }
 
-struct Bottleneck {
-    conv1: FrozenConv,
-    conv2: FrozenConv,
-    conv3: FrozenConv,
-    downsample: Option<FrozenConv>,
+struct Bottleneck<C> {
+    conv1: C,
+    conv2: C,
+    conv3: C,
+    downsample: Option<C>,
 }
 
-impl Bottleneck {
+impl<C: ConvLayer> Bottleneck<C> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv1.forward(x)?.relu()?;
         let y = self.conv2.forward(&y)?.relu()?;
@@ -44,14 +44,22 @@ impl Bottleneck {
     }
 }
 
-/// A frozen ResNet-50 (batch norm folded, inference mode).
-pub struct ResNet {
-    stem: FrozenConv,
-    stages: Vec<Vec<Bottleneck>>,
+/// A ResNet-50 trunk: frozen (batch norm folded, inference mode) with the default
+/// [`FrozenConv`] layers, trainable with the pretexts' layers.
+pub struct ResNet<C = FrozenConv> {
+    stem: C,
+    stages: Vec<Vec<Bottleneck<C>>>,
 }
 
-fn conv_bn(vb: &VarBuilder, conv: &str, bn: &str, spec: ConvSpec) -> Result<FrozenConv> {
-    FrozenConv::load(
+fn conv_bn<C: ConvLayer>(
+    shared: &C::Shared,
+    vb: &VarBuilder,
+    conv: &str,
+    bn: &str,
+    spec: ConvSpec,
+) -> Result<C> {
+    C::load(
+        shared,
         vb.pp(conv),
         Some(vb.pp(bn)),
         spec,
@@ -60,9 +68,9 @@ fn conv_bn(vb: &VarBuilder, conv: &str, bn: &str, spec: ConvSpec) -> Result<Froz
     )
 }
 
-impl ResNet {
+impl<C: ConvLayer> ResNet<C> {
     /// Builds the trunk from torchvision-named parameters (`conv1`, `bn1`, `layer1.0.conv1`, ...).
-    pub fn new(cfg: &ResNetConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &ResNetConfig, vb: VarBuilder, shared: &C::Shared) -> Result<Self> {
         let base = ((64.0 * cfg.width).round() as usize).max(1);
         let dilate = match cfg.output_stride {
             32 => [false, false, false],
@@ -71,6 +79,7 @@ impl ResNet {
             other => candle_core::bail!("output_stride must be 32, 16 or 8, got {other}"),
         };
         let stem = conv_bn(
+            shared,
             &vb,
             "conv1",
             "bn1",
@@ -98,13 +107,20 @@ impl ResNet {
                 let out = planes * EXPANSION;
                 let downsample = if j == 0 && (stride != 1 || inplanes != out) {
                     let spec = ConvSpec::new(inplanes, out, 1).stride(stride);
-                    Some(conv_bn(&b, "downsample.0", "downsample.1", spec)?)
+                    Some(conv_bn(shared, &b, "downsample.0", "downsample.1", spec)?)
                 } else {
                     None
                 };
                 blocks.push(Bottleneck {
-                    conv1: conv_bn(&b, "conv1", "bn1", ConvSpec::new(inplanes, planes, 1))?,
+                    conv1: conv_bn(
+                        shared,
+                        &b,
+                        "conv1",
+                        "bn1",
+                        ConvSpec::new(inplanes, planes, 1),
+                    )?,
                     conv2: conv_bn(
+                        shared,
                         &b,
                         "conv2",
                         "bn2",
@@ -113,7 +129,7 @@ impl ResNet {
                             .padding(d)
                             .dilation(d),
                     )?,
-                    conv3: conv_bn(&b, "conv3", "bn3", ConvSpec::new(planes, out, 1))?,
+                    conv3: conv_bn(shared, &b, "conv3", "bn3", ConvSpec::new(planes, out, 1))?,
                     downsample,
                 });
                 inplanes = out;
@@ -139,7 +155,7 @@ impl ResNet {
         let mut outputs = Vec::with_capacity(deepest + 1);
         let mut h = self.stem.forward(&to_channel_major(x)?)?.relu()?;
         outputs.push(from_channel_major(&h)?);
-        h = max_pool_relu(&h, 3, 2, 1)?;
+        h = C::max_pool(&h, 3, 2, 1)?;
         for stage in self.stages.iter().take(deepest.min(4)) {
             for block in stage {
                 h = block.forward(&h)?;

@@ -5,7 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A named output of a backbone: a stage output (post-ReLU) or the global pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Tap {
     /// First conv block (ResNet: after BN+ReLU, before the max-pool; AlexNet: after ReLU).
     Conv1,

@@ -1,7 +1,9 @@
-//! The `sslbench` command line: `extract`, `cache ls|verify|rm`, `run`, `table`.
+//! The `sslbench` command line: `extract`, `cache ls|verify|rm|export`, `run`, `svm`,
+//! `sweep`, `table`, `pretrain`.
 
 mod cache;
 mod extract;
+mod pretrain;
 mod run;
 mod setup;
 mod svm;
@@ -33,6 +35,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Tables of results JSONs in the paper's shape, beside its published numbers.
     Table(table::TableArgs),
+    /// Train a trunk with a pretext task (Jigsaw, Colorization, Rotation).
+    Pretrain(pretrain::PretrainArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -45,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Svm(args) => svm::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Table(args) => table::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

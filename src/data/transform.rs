@@ -153,16 +153,7 @@ impl TransformConfig {
             });
         }
         let img = match self.resize {
-            Resize::Shorter(n) => {
-                // torchvision: the longer side becomes int(n * long / short).
-                let long = |a: u32, b: u32| (f64::from(n) * f64::from(a) / f64::from(b)) as u32;
-                let (w, h) = if width <= height {
-                    (n, long(height, width))
-                } else {
-                    (long(width, height), n)
-                };
-                resized(img, w, h)
-            }
+            Resize::Shorter(n) => resize_shorter(img, n),
             Resize::None => Cow::Borrowed(img),
         };
         let size = self.size;
@@ -203,6 +194,19 @@ impl TransformConfig {
         }
         out
     }
+}
+
+/// `img` with its shorter side resampled to `side` pixels, as torchvision's `Resize(int)`:
+/// the longer side becomes int(side * long / short). Borrowed when already that size.
+pub fn resize_shorter(img: &RgbImage, side: u32) -> Cow<'_, RgbImage> {
+    let (width, height) = img.dimensions();
+    let long = |a: u32, b: u32| (f64::from(side) * f64::from(a) / f64::from(b)) as u32;
+    let (w, h) = if width <= height {
+        (side, long(height, width))
+    } else {
+        (long(width, height), side)
+    };
+    resized(img, w, h)
 }
 
 /// `img` resampled to `w` x `h`, borrowed when already that size.

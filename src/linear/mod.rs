@@ -6,7 +6,6 @@ pub mod lowshot;
 pub mod metrics;
 pub mod probe;
 pub mod protocol;
-pub mod sgd;
 pub mod simd;
 pub mod svm;
 pub mod sweep;

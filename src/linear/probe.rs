@@ -3,7 +3,8 @@
 //! connected layer and softmax cross-entropy. The heads' losses are summed, so the heads are
 //! independent but train in one loop over the same batches.
 
-use super::sgd::{step_lr, Sgd, SgdConfig};
+use crate::train::optim::{Method, Optimizer, OptimizerConfig};
+use crate::train::schedule::Decay;
 use anyhow::{bail, ensure, Context};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::rngs::StdRng;
@@ -122,7 +123,11 @@ impl ProbeConfig {
 
     /// The learning rate at iteration `it` of `schedule`.
     pub fn lr_at(&self, schedule: &Schedule, it: usize) -> f64 {
-        step_lr(self.lr, self.gamma, schedule.step, it)
+        let decay = Decay::Step {
+            gamma: self.gamma,
+            step: schedule.step,
+        };
+        self.lr * decay.factor(it, schedule.iterations)
     }
 }
 
@@ -350,7 +355,7 @@ impl Head {
 /// The heads of all taps and their optimiser.
 pub struct Probe {
     heads: Vec<Head>,
-    sgd: Sgd,
+    sgd: Optimizer,
 }
 
 impl Probe {
@@ -363,19 +368,24 @@ impl Probe {
         seed: u64,
         device: &Device,
     ) -> anyhow::Result<Self> {
-        let mut sgd = Sgd::new(SgdConfig {
-            momentum: cfg.momentum,
-            nesterov: cfg.nesterov,
+        let mut sgd = Optimizer::new(OptimizerConfig {
+            method: Method::Sgd {
+                momentum: cfg.momentum,
+                nesterov: cfg.nesterov,
+            },
             weight_decay: cfg.weight_decay,
+            decay_vectors: cfg.bias_decay,
+            clip_norm: None,
         });
         let mut heads = Vec::with_capacity(shapes.len());
         for (shape, stream) in shapes.iter().zip(streams) {
             let head = Head::new(*shape, classes, cfg, &mut seeded(seed, &[*stream]), device)?;
-            sgd.add(head.weight.clone(), true)?;
-            sgd.add(head.bias.clone(), cfg.bias_decay)?;
+            let name = |p: &str| format!("head{stream}.{p}");
+            sgd.add(&name("weight"), head.weight.clone(), true)?;
+            sgd.add(&name("bias"), head.bias.clone(), cfg.bias_decay)?;
             if let Some((scale, shift)) = head.bn.affine() {
-                sgd.add(scale.clone(), false)?;
-                sgd.add(shift.clone(), false)?;
+                sgd.add(&name("bn.weight"), scale.clone(), false)?;
+                sgd.add(&name("bn.bias"), shift.clone(), false)?;
             }
             heads.push(head);
         }

@@ -336,3 +336,69 @@ fn load_font() -> std::result::Result<(), String> {
             .to_string(),
     })
 }
+
+/// Curves over a numeric x axis (training steps, environment frames): one line per
+/// `(label, points)` series, axes fitted to the data.
+pub fn curves(
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<()> {
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let (x0, x1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if x0 > x1 || !(y0.is_finite() && y1.is_finite()) {
+        return Err(anyhow!("no finite points to plot in {}", path.display()));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    draw_png(path, |root| {
+        let text = has_font();
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(20);
+        if text {
+            builder
+                .caption(title, (FAMILY, 24))
+                .x_label_area_size(60)
+                .y_label_area_size(80);
+        }
+        let mut chart = builder
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(drawing)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.light_line_style(TRANSPARENT);
+        if text {
+            mesh.x_desc(x_label)
+                .y_desc(y_label)
+                .label_style((FAMILY, 16))
+                .axis_desc_style((FAMILY, 18));
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(drawing)?;
+        for (j, (label, points)) in series.iter().enumerate() {
+            let style = color(j).stroke_width(2);
+            let drawn = chart
+                .draw_series(LineSeries::new(points.iter().copied(), style))
+                .map_err(drawing)?;
+            if text {
+                drawn
+                    .label(label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            }
+        }
+        if text && series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FAMILY, 16))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.5))
+                .draw()
+                .map_err(drawing)?;
+        }
+        Ok(())
+    })
+}

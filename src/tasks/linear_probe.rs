@@ -18,7 +18,6 @@ use crate::linear::probe::{seeded, Batches, Probe, ProbeConfig, Schedule, TapSha
 use crate::report::Metric;
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -304,14 +303,7 @@ fn train(
     taps: &[Tap],
     mut next: impl FnMut(usize) -> Result<(Vec<Tensor>, Tensor)>,
 ) -> Result<Vec<LossCurve>> {
-    let bar = ProgressBar::new(schedule.iterations as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} training [{bar:30}] {pos}/{len} iterations  {per_sec}  eta {eta}  {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = crate::train::progress(schedule.iterations as u64, "training", "iterations");
     let mut curves = vec![LossCurve::new(); taps.len()];
     let mut window = vec![0.0f64; taps.len()];
     let mut since = 0;

@@ -66,7 +66,8 @@ pub struct LrSchedule {
     pub base: f64,
     /// The decay.
     pub decay: Decay,
-    /// Iterations in all.
+    /// Iterations in all (a pretext run sets it to its `train.steps` when left out).
+    #[serde(default)]
     pub total: usize,
     /// Warm-up iterations (0: none).
     #[serde(default)]

@@ -1,0 +1,201 @@
+//! The trunks in training mode: the same ResNet-50 and AlexNet modules the benchmarks freeze,
+//! with each convolution's weight a variable and its batch norm normalising by the batch's
+//! statistics while it updates the running averages (PyTorch's `BatchNorm2d` in `train()`).
+//! The parameters keep their published names, so a trained checkpoint loads into the frozen
+//! [`super::Backbone`] unchanged.
+
+use super::layers::{conv2d, ConvInit, ConvLayer, ConvSpec, BN_EPS};
+use super::{with_weights_wrapped, BackboneConfig, Family, Tap, Trunk};
+use crate::train::params::Params;
+use anyhow::Result;
+use candle_core::{Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Whether the batch norms of one trunk use batch statistics (training) or their running
+/// averages (evaluation), and the momentum of those averages.
+#[derive(Debug)]
+pub struct BnMode {
+    training: AtomicBool,
+    momentum: f64,
+}
+
+impl BnMode {
+    /// Training mode, with running averages updated as `(1 - momentum) old + momentum new`
+    /// (PyTorch's convention; 0.1 is its default).
+    pub fn new(momentum: f64) -> Arc<Self> {
+        Arc::new(Self {
+            training: AtomicBool::new(true),
+            momentum,
+        })
+    }
+
+    /// Switches between training and evaluation.
+    pub fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
+    }
+
+    /// Whether batch statistics are in use.
+    pub fn training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+}
+
+/// A batch norm over the channels of a channel-major map.
+struct BatchNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    mode: Arc<BnMode>,
+}
+
+impl BatchNorm {
+    fn load(vb: VarBuilder, channels: usize, mode: &Arc<BnMode>) -> candle_core::Result<Self> {
+        let stat = |name: &str, init: f64| -> candle_core::Result<Var> {
+            Var::from_tensor(&vb.get_with_hints(channels, name, Init::Const(init))?)
+        };
+        Ok(Self {
+            gamma: vb.get_with_hints(channels, "weight", Init::Const(1.0))?,
+            beta: vb.get_with_hints(channels, "bias", Init::Const(0.0))?,
+            running_mean: stat("running_mean", 0.0)?,
+            running_var: stat("running_var", 1.0)?,
+            mode: mode.clone(),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (c, n, h, w) = x.dims4()?;
+        let flat = x.reshape((c, n * h * w))?;
+        let gamma = self.gamma.reshape((c, 1))?;
+        let beta = self.beta.reshape((c, 1))?;
+        let y = if self.mode.training() {
+            let mean = flat.mean_keepdim(1)?;
+            let centred = flat.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim(1)?;
+            let scale = (var.affine(1.0, BN_EPS)?.sqrt()?.recip()? * gamma)?;
+            self.update(&mean, &var, n * h * w)?;
+            centred.broadcast_mul(&scale)?.broadcast_add(&beta)?
+        } else {
+            let rm = self.running_mean.as_tensor().reshape((c, 1))?;
+            let rv = self.running_var.as_tensor().reshape((c, 1))?;
+            let scale = (rv.affine(1.0, BN_EPS)?.sqrt()?.recip()? * gamma)?;
+            flat.broadcast_sub(&rm)?
+                .broadcast_mul(&scale)?
+                .broadcast_add(&beta)?
+        };
+        y.reshape((c, n, h, w))
+    }
+
+    /// Moves the running averages towards this batch's mean and unbiased variance.
+    fn update(&self, mean: &Tensor, var: &Tensor, count: usize) -> candle_core::Result<()> {
+        let m = self.mode.momentum;
+        let unbiased = count as f64 / (count.max(2) - 1) as f64;
+        let blend = |old: &Var, new: Tensor| -> candle_core::Result<()> {
+            let new = new.detach().flatten_all()?;
+            old.set(&((old.as_tensor().detach() * (1.0 - m))? + (new * m)?)?)
+        };
+        blend(&self.running_mean, mean.clone())?;
+        blend(&self.running_var, (var * unbiased)?)
+    }
+}
+
+/// A trainable convolution with its (optional) batch norm.
+pub struct TrainConv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    bn: Option<BatchNorm>,
+    spec: ConvSpec,
+}
+
+impl ConvLayer for TrainConv {
+    type Shared = Arc<BnMode>;
+
+    fn load(
+        mode: &Arc<BnMode>,
+        conv: VarBuilder,
+        bn: Option<VarBuilder>,
+        spec: ConvSpec,
+        conv_bias: bool,
+        init: ConvInit,
+    ) -> candle_core::Result<Self> {
+        let (w_init, b_init) = spec.init_hints(init);
+        Ok(Self {
+            weight: conv.get_with_hints(spec.weight_shape(), "weight", w_init)?,
+            bias: match conv_bias {
+                true => Some(conv.get_with_hints(spec.cout, "bias", b_init)?),
+                false => None,
+            },
+            bn: bn
+                .map(|vb| BatchNorm::load(vb, spec.cout, mode))
+                .transpose()?,
+            spec,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = conv2d(x, &self.weight, self.bias.as_ref(), &self.spec)?;
+        match &self.bn {
+            Some(bn) => bn.forward(&y),
+            None => Ok(y),
+        }
+    }
+
+    /// The differentiable max-pool of [`crate::train::pool`] (candle's has no backward
+    /// when kernel != stride).
+    fn max_pool(
+        x: &Tensor,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> candle_core::Result<Tensor> {
+        crate::train::pool::max_pool2d(x, kernel, stride, pad)
+    }
+}
+
+/// A trunk being trained: its variables live in a [`Params`] registry under the published
+/// names.
+pub struct TrainableBackbone {
+    trunk: Trunk<TrainConv>,
+    family: Family,
+    mode: Arc<BnMode>,
+}
+
+impl TrainableBackbone {
+    /// Builds the trunk of `cfg` (random weights from its seed, or a checkpoint to start
+    /// from), recording its variables in `params`.
+    pub fn new(
+        cfg: &BackboneConfig,
+        device: &candle_core::Device,
+        params: &Params,
+        bn_momentum: f64,
+    ) -> Result<Self> {
+        let mode = BnMode::new(bn_momentum);
+        let (trunk, family) = with_weights_wrapped(
+            cfg,
+            |source| params.var_builder(source, device),
+            |vb| Trunk::build(cfg, vb, &mode),
+        )?;
+        Ok(Self {
+            trunk,
+            family,
+            mode,
+        })
+    }
+
+    /// The architecture family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Switches every batch norm between batch statistics and running averages.
+    pub fn set_training(&self, training: bool) {
+        self.mode.set_training(training);
+    }
+
+    /// One forward pass over an NCHW batch returning the requested taps, with gradients.
+    pub fn forward_taps(&self, x: &Tensor, taps: &[Tap]) -> Result<Vec<Tensor>> {
+        self.trunk.forward_taps(self.family, x, taps)
+    }
+}
