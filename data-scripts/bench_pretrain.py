@@ -59,10 +59,10 @@ CONFIGS = {
     "jigsaw": os.path.join("configs", "pretext", "bench_jigsaw.toml"),
 }
 # The task-specific --set lines given to sslbench by default; {size}, {tile}, {perms} are
-# replaced by the arguments. The jigsaw config's tile and permutation keys are left to the
-# config (their names are the config's business): the read-back check flags a mismatch.
-ROTATION_SETS = ["data.size={size}"]
-JIGSAW_SETS = []
+# replaced by the arguments (the keys of configs/pretext/*.toml: the Rotation input side, the
+# Jigsaw patch side and |P|).
+ROTATION_SETS = ["transform.size={size}"]
+JIGSAW_SETS = ["jigsaw.patch={tile}", "permutations.count={perms}"]
 ROTATIONS = 4
 TILES = 9
 OURS = "sslbench"

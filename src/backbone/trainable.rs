@@ -199,3 +199,114 @@ impl TrainableBackbone {
         self.trunk.forward_taps(self.family, x, taps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::Backbone;
+    use candle_core::{DType, Device};
+
+    fn config(weights: &str) -> BackboneConfig {
+        toml::from_str(&format!(
+            "arch = \"resnet50\"\nwidth = 0.0625\nweights = \"{weights}\"\nseed = 3\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_tracks_running_averages() {
+        let dev = Device::Cpu;
+        let params = Params::new();
+        let trunk = TrainableBackbone::new(&config("random"), &dev, &params, 0.1).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &dev).unwrap();
+        // The stem's output after its batch norm (conv1 tap is post-ReLU, so look at the
+        // pre-activation statistics through the running averages instead).
+        trunk.forward_taps(&x, &[Tap::Conv1]).unwrap();
+        let named = |n: &str| {
+            params
+                .all()
+                .into_iter()
+                .find(|(name, _, _)| name == n)
+                .map(|(_, v, _)| v.as_tensor().to_vec1::<f32>().unwrap())
+                .unwrap()
+        };
+        let stem = crate::backbone::layers::ConvSpec::new(3, 4, 7)
+            .stride(2)
+            .padding(3);
+        let w = params.tensors().unwrap()["conv1.weight"].clone();
+        let y = conv2d(
+            &crate::backbone::layers::to_channel_major(&x).unwrap(),
+            &w,
+            None,
+            &stem,
+        )
+        .unwrap()
+        .reshape((4, ()))
+        .unwrap();
+        let mean: Vec<f32> = y.mean(1).unwrap().to_vec1().unwrap();
+        let n = y.dim(1).unwrap() as f64;
+        let var: Vec<f32> = y
+            .broadcast_sub(&y.mean_keepdim(1).unwrap())
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean(1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (rm, rv) = (named("bn1.running_mean"), named("bn1.running_var"));
+        for c in 0..4 {
+            // One step from (0, 1) with momentum 0.1; the variance unbiased.
+            let want_m = 0.1 * f64::from(mean[c]);
+            let want_v = 0.9 + 0.1 * f64::from(var[c]) * n / (n - 1.0);
+            assert!(
+                (f64::from(rm[c]) - want_m).abs() < 1e-5,
+                "{c}: {} vs {want_m}",
+                rm[c]
+            );
+            assert!(
+                (f64::from(rv[c]) - want_v).abs() < 1e-4,
+                "{c}: {} vs {want_v}",
+                rv[c]
+            );
+        }
+    }
+
+    #[test]
+    fn trained_weights_load_into_the_frozen_trunk_unchanged() {
+        let dev = Device::Cpu;
+        let params = Params::new();
+        let trunk = TrainableBackbone::new(&config("random"), &dev, &params, 0.1).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &dev).unwrap();
+        for _ in 0..3 {
+            trunk.forward_taps(&x, &[Tap::Pool5]).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&params.tensors().unwrap(), &path).unwrap();
+        let frozen = Backbone::load(&config(path.to_str().unwrap()), &dev).unwrap();
+        trunk.set_training(false);
+        let taps = [Tap::Conv1, Tap::Res3, Tap::Pool5];
+        let a = trunk.forward_taps(&x, &taps).unwrap();
+        let b = frozen.forward_taps(&x, &taps).unwrap();
+        for (t, (a, b)) in taps.iter().zip(a.iter().zip(&b)) {
+            let diff = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = b
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff <= 1e-4 * scale.max(1.0), "{t}: {diff} (scale {scale})");
+        }
+        assert_eq!(a[2].dtype(), DType::F32);
+    }
+}

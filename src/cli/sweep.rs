@@ -1,7 +1,10 @@
 //! `sslbench sweep configs/sweeps/<name>.toml`: every task on every backbone, one results
-//! file per pair. Extraction goes through the feature cache, so each (checkpoint, tap,
-//! split) is computed once however many tasks read it.
+//! file per pair. Pretext runs listed under `[[pretrain]]` (alone or as a grid over the
+//! paper's axes) are trained first, or resumed when already done, and their trunks join the
+//! backbones. Extraction goes through the feature cache, so each (checkpoint, tap, split) is
+//! computed once however many tasks read it.
 
+use super::pretrain::{load, print_summary};
 use super::run::run_task;
 use super::setup::BackboneArgs;
 use crate::config;
@@ -27,6 +30,58 @@ pub struct SweepArgs {
     /// Folder for the results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Folder for the pretext runs of `[[pretrain]]` entries.
+    #[arg(long, default_value = "runs/pretrain")]
+    runs: PathBuf,
+}
+
+/// A pretext run of a sweep, or a grid of them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PretrainEntry {
+    /// The pretext config.
+    config: PathBuf,
+    /// Run name (default: the config's stem); grid points append `_<key>-<value>`.
+    #[serde(default)]
+    name: Option<String>,
+    /// `KEY=VALUE` overrides of the pretext config.
+    #[serde(default)]
+    sets: Vec<String>,
+    /// Axes to sweep: `{ "data.subset" = [1000, 5000], "model.width" = [0.125, 0.25] }`;
+    /// every combination is one run.
+    #[serde(default)]
+    grid: std::collections::BTreeMap<String, Vec<toml::Value>>,
+}
+
+impl PretrainEntry {
+    /// Every (name, overrides) point of the entry.
+    fn points(&self) -> Vec<(String, Vec<String>)> {
+        let base = self.name.clone().unwrap_or_else(|| {
+            self.config
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let mut points = vec![(base, self.sets.clone())];
+        for (key, values) in &self.grid {
+            points = points
+                .into_iter()
+                .flat_map(|(name, sets)| {
+                    values.iter().map(move |v| {
+                        let text = match v {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let short = key.rsplit('.').next().unwrap_or(key);
+                        let mut sets = sets.clone();
+                        sets.push(format!("{key}={v}"));
+                        (format!("{name}_{short}-{text}"), sets)
+                    })
+                })
+                .collect();
+        }
+        points
+    }
 }
 
 /// A sweep file.
@@ -43,6 +98,9 @@ struct Sweep {
     /// `KEY=VALUE` overrides for every run.
     #[serde(default)]
     sets: Vec<String>,
+    /// Pretext runs whose trunks join `backbones`.
+    #[serde(default)]
+    pretrain: Vec<PretrainEntry>,
 }
 
 /// Runs `sslbench sweep`.
@@ -60,12 +118,30 @@ pub fn run(args: SweepArgs) -> Result<()> {
     };
     let mut sets = sweep.sets.clone();
     sets.extend(args.sets.iter().cloned());
-    let total = sweep.backbones.len() * sweep.tasks.len();
+    let mut backbones: Vec<PathBuf> = sweep.backbones.iter().map(locate).collect();
+    for entry in &sweep.pretrain {
+        let config = locate(&entry.config);
+        for (name, overrides) in entry.points() {
+            let out = args.runs.join(&name);
+            eprintln!(
+                "pretraining {name} ({}) into {}",
+                config.display(),
+                out.display()
+            );
+            let cfg = load(&config, &overrides)?;
+            let device = super::setup::parse_device(&args.device)?;
+            let summary = crate::pretext::run::pretrain(&cfg, &out, &device, true)
+                .with_context(|| format!("sweep pretext run {name}"))?;
+            print_summary(&summary, &out);
+            backbones.push(summary.backbone);
+        }
+    }
+    let total = backbones.len() * sweep.tasks.len();
     let mut done = 0;
-    for backbone in &sweep.backbones {
+    for backbone in &backbones {
         for task in &sweep.tasks {
             done += 1;
-            let (backbone, task) = (locate(backbone), locate(task));
+            let task = locate(task);
             eprintln!(
                 "[{done}/{total}] {} on {}",
                 task.display(),

@@ -36,6 +36,8 @@ pub enum Pretext {
     Colorization {
         /// Targets and decode.
         cfg: ColorizeConfig,
+        /// A random crop and flip instead of the central square, when given.
+        augment: Option<AugmentConfig>,
         /// The classes.
         bins: AbBins,
         /// Rebalancing weights per bin, when on.
@@ -130,7 +132,7 @@ impl Pretext {
         let mut ex = Example::default();
         match self {
             Pretext::Rotation { augment, transform } => {
-                let crop = rotation_crop(img, augment, transform.size, rng)?;
+                let crop = random_crop(img, augment, transform.size, rng)?;
                 for k in 0..ROTATIONS {
                     ex.inputs.extend(self.normalise(&rotate(&crop, k as u8))?);
                     ex.labels.push(k as u32);
@@ -145,11 +147,15 @@ impl Pretext {
             }
             Pretext::Colorization {
                 cfg,
+                augment,
                 bins,
                 class_weights,
                 ..
             } => {
-                let crop = cfg.crop(img)?;
+                let crop = match augment {
+                    Some(a) => random_crop(img, a, cfg.size, rng)?,
+                    None => cfg.crop(img)?,
+                };
                 ex.inputs = self.normalise(&colorize::grey_input(&crop))?;
                 let t = cfg.targets(&crop, bins, class_weights.as_deref())?;
                 ex.soft = t.soft;
@@ -201,9 +207,10 @@ impl Pretext {
     }
 }
 
-/// Rotation's crop: a random window (or the central square), flipped at random, resized to
-/// `side` x `side`; its four rotations are the inputs (Gidaris et al. rotate one crop).
-fn rotation_crop(
+/// A random window (or the central square), flipped at random, resized to `side` x `side`:
+/// Rotation's crop, whose four rotations are the inputs (Gidaris et al. rotate one crop), and
+/// Colorization's when it has an `[augment]` table.
+fn random_crop(
     img: &RgbImage,
     augment: &AugmentConfig,
     side: u32,

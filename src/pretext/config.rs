@@ -149,7 +149,7 @@ pub struct PretextConfig {
     pub optimizer: OptimizerConfig,
     /// Scaling and normalisation of network inputs (`size` is the Rotation input side).
     pub transform: TransformConfig,
-    /// Rotation's crop and flip.
+    /// Rotation's crop and flip (also Colorization's, instead of its central crop).
     #[serde(default)]
     pub augment: Option<AugmentConfig>,
     /// Jigsaw's tile transform.
@@ -242,5 +242,40 @@ impl PretextConfig {
         shaping.train.log_every = 0;
         let text = serde_json::to_string(&shaping)?;
         Ok(hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_pretext_config_is_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/pretext");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let doc = crate::config::read_table(&path).unwrap();
+                let cfg = PretextConfig::from_table(doc)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert_eq!(cfg.schedule.total, cfg.train.steps, "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "only {seen} configs in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_tables_are_refused() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/pretext/demo_rotation.toml");
+        let mut doc = crate::config::read_table(&path).unwrap();
+        crate::config::set(&mut doc, "model.widht=0.5").unwrap();
+        assert!(PretextConfig::from_table(doc).is_err());
+        let mut doc = crate::config::read_table(&path).unwrap();
+        crate::config::set(&mut doc, "pretext=\"jigsaw\"").unwrap();
+        let err = format!("{:#}", PretextConfig::from_table(doc).unwrap_err());
+        assert!(err.contains("[jigsaw]"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! `sslbench pretrain`: trains a trunk with a pretext task and writes what the benchmarks
 //! need: `model.safetensors` (the trunk under its published names, plus the `head.*`
-//! tensors the frozen trunk ignores), `backbone.toml` pointing at it, the training log with
+//! tensors the frozen trunk ignores), `<run name>.toml`, the backbone config pointing at it, the training log with
 //! its curves, a summary with the held-out pretext accuracy, and for Colorization
 //! colourised PNGs of held-out images.
 //!
@@ -35,6 +35,8 @@ const STREAM_SUBSET: u64 = 1;
 const STREAM_EPOCH: u64 = 2;
 const STREAM_IMAGE: u64 = 3;
 const STREAM_HOLDOUT: u64 = 4;
+/// Images over which Colorization's most-frequent-bin baseline is counted.
+const CHANCE_IMAGES: usize = 256;
 
 /// A generator for one use, seeded from the run seed and a few stream numbers (SplitMix64).
 pub fn seeded(seed: u64, streams: &[u64]) -> rand::rngs::StdRng {
@@ -150,7 +152,12 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
     let (holdout_loss, holdout_accuracy) = evaluate(&model, &loader, &holdout)?;
     let model_path = out.join("model.safetensors");
     candle_core::safetensors::save(&model.params.tensors()?, &model_path)?;
-    let backbone = out.join("backbone.toml");
+    // Named after the run, so results of several runs do not collide.
+    let run_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pretrained".into());
+    let backbone = out.join(format!("{run_name}.toml"));
     let mut bb = cfg.backbone();
     bb.weights = "model.safetensors".into();
     crate::features::partial::write_atomic(&backbone, toml::to_string(&bb)?.as_bytes())?;
@@ -215,9 +222,8 @@ fn split(cfg: &PretextConfig) -> Result<(Vec<Sample>, Vec<Sample>)> {
     );
     samples.truncate(subset);
     ensure!(
-        cfg.data.holdout < subset && subset - cfg.data.holdout >= cfg.train.batch_size,
-        "data.subset = {subset} leaves fewer than train.batch_size = {} images after data.holdout = {}",
-        cfg.train.batch_size,
+        cfg.data.holdout < subset,
+        "data.holdout = {} leaves no training image of the {subset} in data.subset",
         cfg.data.holdout
     );
     let train = samples.split_off(cfg.data.holdout);
@@ -270,6 +276,7 @@ fn build_pretext(cfg: &PretextConfig, out: &Path, train: &[Sample]) -> Result<Pr
             let class_weights = c.class_weights(&prior)?;
             Pretext::Colorization {
                 cfg: c,
+                augment: cfg.augment.clone(),
                 bins,
                 class_weights,
                 transform: cfg.transform.clone(),
@@ -482,14 +489,20 @@ fn evaluate(
 }
 
 /// Chance accuracy in percent: a uniform guess over the classes, and for Colorization the
-/// better of that and always answering the most frequent target bin of the held-out cells.
+/// better of that and always answering the most frequent target bin, counted on the
+/// held-out images (or the first training images when none are held out).
 fn chance(pretext: &Pretext, loader: &Loader, holdout: &[Sample]) -> Result<f64> {
     let uniform = 100.0 / pretext.classes() as f64;
-    if pretext.kind() != PretextKind::Colorization || holdout.is_empty() {
+    if pretext.kind() != PretextKind::Colorization {
         return Ok(uniform);
     }
-    let indices: Vec<usize> = (0..holdout.len()).collect();
-    let batch = loader.batch(holdout, &indices, &[STREAM_HOLDOUT, u64::MAX])?;
+    let images = if holdout.is_empty() {
+        loader.samples
+    } else {
+        holdout
+    };
+    let indices: Vec<usize> = (0..images.len().min(CHANCE_IMAGES)).collect();
+    let batch = loader.batch(images, &indices, &[STREAM_HOLDOUT, u64::MAX])?;
     let Some(soft) = batch.soft else {
         return Ok(uniform);
     };
