@@ -101,6 +101,9 @@ struct Sweep {
     /// Pretext runs whose trunks join `backbones`.
     #[serde(default)]
     pretrain: Vec<PretrainEntry>,
+    /// Printed before the runs start (e.g. how a demo is scaled down from the paper).
+    #[serde(default)]
+    note: Option<String>,
 }
 
 /// Runs `sslbench sweep`.
@@ -116,6 +119,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
             base.join(p)
         }
     };
+    if let Some(note) = &sweep.note {
+        eprintln!("{note}");
+    }
     let mut sets = sweep.sets.clone();
     sets.extend(args.sets.iter().cloned());
     let mut backbones: Vec<PathBuf> = sweep.backbones.iter().map(locate).collect();
