@@ -55,7 +55,8 @@ pub(super) fn write(
         imageops::replace(&mut strip, &grey, 0, 0);
         imageops::replace(&mut strip, &colour, i64::from(w), 0);
         imageops::replace(&mut strip, &crop, 2 * i64::from(w), 0);
-        let name = sample.id.replace(['/', '\\'], "_");
+        let stem = Path::new(&sample.id).with_extension("");
+        let name = stem.to_string_lossy().replace(['/', '\\'], "_");
         let path = dir.join(format!("{i:03}_{name}.png"));
         strip
             .save(&path)
