@@ -125,6 +125,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let mut sets = sweep.sets.clone();
     sets.extend(args.sets.iter().cloned());
     let mut backbones: Vec<PathBuf> = sweep.backbones.iter().map(locate).collect();
+    let device = match sweep.pretrain.is_empty() {
+        true => None,
+        false => Some(super::setup::parse_device(&args.device)?),
+    };
     for entry in &sweep.pretrain {
         let config = locate(&entry.config);
         for (name, overrides) in entry.points() {
@@ -135,8 +139,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 out.display()
             );
             let cfg = load(&config, &overrides)?;
-            let device = super::setup::parse_device(&args.device)?;
-            let summary = crate::pretext::run::pretrain(&cfg, &out, &device, true)
+            let device = device.as_ref().unwrap_or(&candle_core::Device::Cpu);
+            let summary = crate::pretext::run::pretrain(&cfg, &out, device, true)
                 .with_context(|| format!("sweep pretext run {name}"))?;
             print_summary(&summary, &out);
             backbones.push(summary.backbone);

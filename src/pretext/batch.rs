@@ -112,7 +112,7 @@ impl Pretext {
     }
 
     /// Normalises a square RGB image into CHW with the pretext's transform.
-    fn normalise(&self, img: &RgbImage) -> Result<Vec<f32>> {
+    pub(super) fn normalise(&self, img: &RgbImage) -> Result<Vec<f32>> {
         let tf = match self {
             Pretext::Rotation { transform, .. }
             | Pretext::Jigsaw { transform, .. }

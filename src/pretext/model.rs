@@ -98,24 +98,22 @@ impl PretextModel {
     /// The head's logits: (rows, classes) for the classifiers, (Q, cells) for Colorization.
     pub fn logits(&self, inputs: &Tensor, images: usize) -> Result<Tensor> {
         let map = self.trunk.forward_taps(inputs, &[self.tap])?.remove(0);
-        Ok(match self.kind {
-            PretextKind::Rotation => map
-                .flatten_from(1)?
-                .broadcast_matmul(&self.weight.t()?)?
-                .broadcast_add(&self.bias)?,
-            PretextKind::Jigsaw => map
-                .flatten_from(1)?
-                .reshape((images, ()))?
-                .broadcast_matmul(&self.weight.t()?)?
-                .broadcast_add(&self.bias)?,
+        let rows = match self.kind {
+            PretextKind::Rotation => map.flatten_from(1)?,
+            // The 9 tiles of an image are consecutive rows: one row per image.
+            PretextKind::Jigsaw => map.flatten_from(1)?.reshape((images, ()))?,
             PretextKind::Colorization => {
                 let c = map.dim(1)?;
                 let cells = map.permute((1, 0, 2, 3))?.reshape((c, ()))?;
-                self.weight
+                return Ok(self
+                    .weight
                     .matmul(&cells)?
-                    .broadcast_add(&self.bias.unsqueeze(1)?)?
+                    .broadcast_add(&self.bias.unsqueeze(1)?)?);
             }
-        })
+        };
+        Ok(rows
+            .broadcast_matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?)
     }
 
     /// The loss and accuracy counts of a batch.
@@ -149,6 +147,11 @@ impl PretextModel {
             }
             _ => anyhow::bail!("internal: a batch with neither labels nor soft targets"),
         }
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        self.weight.device()
     }
 
     /// Colorization: per-cell bin probabilities of one batch, Q x (B h w).

@@ -300,11 +300,20 @@ impl Loader<'_> {
     pub(super) fn image(&self, samples: &[Sample], i: usize) -> Result<RgbImage> {
         for k in 0..samples.len() {
             let s = &samples[(i + k) % samples.len()];
+            let name = s.path.display().to_string();
+            if self
+                .bad
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&name)
+            {
+                continue;
+            }
             match data::decode(&s.path) {
                 Ok(img) => return Ok(img),
                 Err(e) => {
                     let mut bad = self.bad.lock().unwrap_or_else(|e| e.into_inner());
-                    if bad.insert(s.path.display().to_string()) {
+                    if bad.insert(name) {
                         eprintln!("warning: {e}; using the next image instead (fix or remove it from the list)");
                     }
                 }

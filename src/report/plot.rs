@@ -267,9 +267,14 @@ fn finish<'a, 'b: 'a>(
         let (x, y) = chart.backend_coord(&(i as f64, 0.0));
         root.draw_text(name, &style, (x, y + 8)).map_err(drawing)?;
     }
+    legend(chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The boxed legend of the labelled series, at `position`.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .label_font((FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.5))
@@ -390,14 +395,7 @@ pub fn curves(
             }
         }
         if text && series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FAMILY, 16))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.5))
-                .draw()
-                .map_err(drawing)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })

@@ -244,6 +244,16 @@ mod tests {
         }
     }
 
+    /// The gradients of `loss = sum(c * w)` (gradient `c`).
+    fn linear_grads(w: &Var, c: &Tensor) -> GradStore {
+        (w.as_tensor() * c)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+    }
+
     /// Two steps on `loss = sum(c * w)` (gradient `c`) at lr 0.1.
     fn two_steps(cfg: OptimizerConfig, decay: bool) -> Vec<f32> {
         let w = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
@@ -251,12 +261,7 @@ mod tests {
         let mut opt = Optimizer::new(cfg);
         opt.add("w", w.clone(), decay).unwrap();
         for _ in 0..2 {
-            let grads = (w.as_tensor() * &c)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let grads = linear_grads(&w, &c);
             opt.step(&grads, 0.1).unwrap();
         }
         w.as_tensor().to_vec1().unwrap()
@@ -307,12 +312,7 @@ mod tests {
         cfg.clip_norm = Some(1.0);
         let mut opt = Optimizer::new(cfg);
         opt.add("w", w.clone(), false).unwrap();
-        let grads = (w.as_tensor() * &c)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = linear_grads(&w, &c);
         let norm = opt.step(&grads, 1.0).unwrap();
         assert!((norm.unwrap() - 5.0).abs() < 1e-6);
         // The step is the unit vector along -c.
