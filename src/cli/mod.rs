@@ -1,7 +1,8 @@
 //! The `sslbench` command line: `extract`, `cache ls|verify|rm|export`, `run`, `svm`,
-//! `sweep`, `table`, `pretrain`.
+//! `sweep`, `table`, `pretrain`, `env serve|check`, `nav`.
 
 mod cache;
+mod env;
 mod extract;
 mod pretrain;
 mod run;
@@ -37,6 +38,8 @@ enum Command {
     Table(table::TableArgs),
     /// Train a trunk with a pretext task (Jigsaw, Colorization, Rotation).
     Pretrain(pretrain::PretrainArgs),
+    /// Serve a simulator over the gym bridge, or check that a bridge answers.
+    Env(env::EnvArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Table(args) => table::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::Env(args) => env::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

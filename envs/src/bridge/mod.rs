@@ -1,0 +1,1 @@
+//! The bridge client (placeholder until the helper lands it).

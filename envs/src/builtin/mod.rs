@@ -1,0 +1,1 @@
+//! The built-in environment (placeholder until the helper lands it).
