@@ -13,6 +13,33 @@ pub fn read_table(path: &Path) -> Result<Table> {
     parse_table(&text).with_context(|| format!("invalid TOML in {}", path.display()))
 }
 
+/// Reads a task or config file whose optional `base = "other.toml"` (relative to the file)
+/// names a file it overrides: the base is read (recursively), then this file merged over it.
+pub fn read_layered(path: &Path) -> Result<Table> {
+    read_layered_depth(path, 0)
+}
+
+fn read_layered_depth(path: &Path, depth: usize) -> Result<Table> {
+    if depth > 8 {
+        bail!(
+            "{}: `base` files nest more than 8 deep (a cycle?)",
+            path.display()
+        );
+    }
+    let mut top = read_table(path)?;
+    let Some(base) = top.remove("base") else {
+        return Ok(top);
+    };
+    let base = base
+        .as_str()
+        .with_context(|| format!("{}: `base` must be a path string", path.display()))?;
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+    let mut doc = read_layered_depth(&base_path, depth + 1)
+        .with_context(|| format!("in the base of {}", path.display()))?;
+    merge(&mut doc, top);
+    Ok(doc)
+}
+
 /// Parses TOML text into a table.
 pub fn parse_table(text: &str) -> Result<Table> {
     Ok(text.parse::<Table>()?)

@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod features;
 pub mod linear;
+pub mod nav;
 pub mod pretext;
 pub mod report;
 pub mod tasks;

@@ -21,4 +21,4 @@ mod vector;
 pub use env::{Env, Frame, Info, Observation, Transition};
 pub use error::EnvError;
 pub use space::{ActionSpace, ObservationSpace, Spaces};
-pub use vector::{EpisodeEnd, VecEnv, VecStep};
+pub use vector::{episode_seed, EpisodeEnd, VecEnv, VecStep};

@@ -42,7 +42,10 @@ impl Spaces {
         if action < self.action.n {
             Ok(())
         } else {
-            Err(EnvError::InvalidAction { action, n: self.action.n })
+            Err(EnvError::InvalidAction {
+                action,
+                n: self.action.n,
+            })
         }
     }
 
@@ -67,7 +70,11 @@ impl Spaces {
                 return Err(EnvError::Protocol(format!(
                     "depth has {:?} values; the space declares {}",
                     d.as_ref().map(Vec::len),
-                    if o.depth { format!("{}x{}", o.height, o.width) } else { "none".into() }
+                    if o.depth {
+                        format!("{}x{}", o.height, o.width)
+                    } else {
+                        "none".into()
+                    }
                 )))
             }
         }

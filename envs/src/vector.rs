@@ -82,9 +82,9 @@ fn splitmix(mut z: u64) -> u64 {
 impl VecEnv {
     /// Wraps environments that declare the same spaces; `seed` seeds every episode.
     pub fn new(envs: Vec<Box<dyn Env>>, seed: u64) -> Result<Self, EnvError> {
-        let first = envs
-            .first()
-            .ok_or_else(|| EnvError::Config("a vectorised environment needs at least one".into()))?;
+        let first = envs.first().ok_or_else(|| {
+            EnvError::Config("a vectorised environment needs at least one".into())
+        })?;
         let spaces = first.spaces().clone();
         for (i, env) in envs.iter().enumerate() {
             if env.spaces() != &spaces {
@@ -96,7 +96,13 @@ impl VecEnv {
             }
         }
         let n = envs.len();
-        Ok(Self { envs, spaces, seed, episodes: vec![0; n], current: vec![Episode::default(); n] })
+        Ok(Self {
+            envs,
+            spaces,
+            seed,
+            episodes: vec![0; n],
+            current: vec![Episode::default(); n],
+        })
     }
 
     /// The number of environments.
@@ -130,7 +136,10 @@ impl VecEnv {
             .map(|(env, &seed)| env.reset(Some(seed)))
             .collect();
         for (cur, seed) in self.current.iter_mut().zip(seeds) {
-            *cur = Episode { seed, ..Episode::default() };
+            *cur = Episode {
+                seed,
+                ..Episode::default()
+            };
         }
         obs
     }
@@ -171,7 +180,10 @@ impl VecEnv {
             }
             if reset {
                 let seed = self.next_seed(i);
-                self.current[i] = Episode { seed, ..Episode::default() };
+                self.current[i] = Episode {
+                    seed,
+                    ..Episode::default()
+                };
             }
             steps.push(step);
         }

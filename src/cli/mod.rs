@@ -4,6 +4,7 @@
 mod cache;
 mod env;
 mod extract;
+mod nav;
 mod pretrain;
 mod run;
 mod setup;
@@ -40,6 +41,9 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Serve a simulator over the gym bridge, or check that a bridge answers.
     Env(env::EnvArgs),
+    /// Train PPO navigation agents on frozen taps (one per tap and seed), evaluate on held-out
+    /// episodes.
+    Nav(nav::NavArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -54,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Table(args) => table::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Env(args) => env::run(args),
+        Command::Nav(args) => nav::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,7 +31,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
 /// Runs one task file on one backbone and returns its result (not yet written).
 pub fn run_task(task_file: &Path, common: &BackboneArgs, out: &Path) -> Result<RunResult> {
-    let task = config::read_table(task_file)?;
+    let task = config::read_layered(task_file)?;
     let setup = common.setup(Some(task))?;
     let kind = setup
         .doc
@@ -62,8 +62,9 @@ pub fn run_task(task_file: &Path, common: &BackboneArgs, out: &Path) -> Result<R
         "svm" => tasks::voc07_svm::run(&ctx)?,
         "lowshot" => tasks::lowshot::run(&ctx)?,
         "linear_probe" => tasks::linear_probe::run(&ctx)?,
+        "navigation" => crate::nav::run(&ctx)?,
         other => bail!(
-            "unknown task `{other}` in {}: use features, svm, lowshot or linear_probe",
+            "unknown task `{other}` in {}: use features, svm, lowshot, linear_probe or navigation",
             task_file.display()
         ),
     };

@@ -351,9 +351,27 @@ pub fn curves(
     y_label: &str,
     path: &Path,
 ) -> Result<()> {
+    let banded: Vec<(String, Vec<(f64, f64, f64)>)> = series
+        .iter()
+        .map(|(l, p)| (l.clone(), p.iter().map(|&(x, y)| (x, y, 0.0)).collect()))
+        .collect();
+    band_curves(title, &banded, x_label, y_label, path)
+}
+
+/// [`curves`] with a shaded band of +-`spread` around each line: `(x, mean, spread)` points
+/// (the mean and std over seeds).
+pub fn band_curves(
+    title: &str,
+    series: &[(String, Vec<(f64, f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+    path: &Path,
+) -> Result<()> {
     let all = || series.iter().flat_map(|(_, p)| p.iter());
     let (x0, x1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(p.1 - p.2), b.max(p.1 + p.2))
+    });
     if x0 > x1 || !(y0.is_finite() && y1.is_finite()) {
         return Err(anyhow!("no finite points to plot in {}", path.display()));
     }
@@ -384,9 +402,20 @@ pub fn curves(
         }
         mesh.draw().map_err(drawing)?;
         for (j, (label, points)) in series.iter().enumerate() {
+            if points.iter().any(|p| p.2 > 0.0) {
+                let upper = points.iter().map(|p| (p.0, p.1 + p.2));
+                let lower = points.iter().rev().map(|p| (p.0, p.1 - p.2));
+                let shade = color(j).mix(0.2).filled();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        upper.chain(lower).collect::<Vec<_>>(),
+                        shade,
+                    )))
+                    .map_err(drawing)?;
+            }
             let style = color(j).stroke_width(2);
             let drawn = chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
+                .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), style))
                 .map_err(drawing)?;
             if text {
                 drawn
