@@ -141,7 +141,8 @@ pub struct RunSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// Held-out episodes per trained agent (the random policy runs the same ones).
+    /// Held-out episodes per trained agent (the random policy runs the same ones); 0 skips
+    /// the evaluation (benchmarks).
     pub episodes: usize,
     /// Act by the most probable action instead of sampling.
     pub greedy: bool,

@@ -51,7 +51,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             space.height,
             space.width,
         )?;
-        if random.is_none() {
+        if random.is_none() && cfg.eval.episodes > 0 {
             let r = evaluate(&cfg, &perception, None)?;
             eprintln!(
                 "random policy on held-out episodes: return {:.2}, success {:.1}%",
@@ -73,6 +73,10 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 digest: digest.clone(),
             };
             let trained = train(&run)?;
+            if cfg.eval.episodes == 0 {
+                rows.push(trained.rows);
+                continue;
+            }
             let eval = evaluate(&cfg, &perception, Some(&trained.agent))?;
             eprintln!(
                 "{} seed {seed}: held-out return {:.2}, success {:.1}% ({:.0} s training)",
