@@ -1,8 +1,9 @@
 //! The navigation task end to end on the built-in environment (no Python needed), through
-//! `sslbench nav` (release build, 2 threads): PPO on the frozen res3 of a 1/8-width ResNet-50
+//! `sslbench nav` (release build, one thread): PPO on the frozen res3 of a 1/8-width ResNet-50
 //! (random init, seeded) learns to reach the target, and on held-out layouts its mean return
-//! beats the uniform random policy's by a clear margin. A run resumed from its checkpoint
-//! continues where it stopped, and its curves, evaluation and rendered rollout are written.
+//! and success rate beat the uniform random policy's by a clear margin; its curves, evaluation
+//! and rendered rollout are written. `--resume` continues a run from its last checkpoint (here:
+//! extending a finished run), and an existing run is not overwritten without it.
 //!
 //! Data: the built-in environment renders its own rooms; nothing is fetched.
 
@@ -84,7 +85,7 @@ fn ppo_beats_the_random_policy_on_held_out_layouts() {
 }
 
 #[test]
-fn a_stopped_run_resumes_from_its_checkpoint() {
+fn resume_continues_from_the_last_checkpoint() {
     let out = tempfile::tempdir().unwrap();
     let short = [
         "--set",

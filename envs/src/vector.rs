@@ -168,15 +168,13 @@ impl VecEnv {
                 cur.total += step.reward;
                 cur.length += 1;
             }
-            if step.terminated || step.truncated {
-                if step.aborted.is_none() {
-                    step.end = Some(EpisodeEnd {
-                        total: cur.total,
-                        length: cur.length,
-                        success: step.info.success,
-                        seed: cur.seed,
-                    });
-                }
+            if (step.terminated || step.truncated) && step.aborted.is_none() {
+                step.end = Some(EpisodeEnd {
+                    total: cur.total,
+                    length: cur.length,
+                    success: step.info.success,
+                    seed: cur.seed,
+                });
             }
             if reset {
                 let seed = self.next_seed(i);

@@ -149,7 +149,15 @@ fn check(args: CheckArgs) -> Result<()> {
         None => BridgeEnv::start(cfg)?,
     };
     println!("{}", env.describe());
-    println!("ready in {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "ready in {:.2} s; pixels through {}",
+        started.elapsed().as_secs_f64(),
+        if env.uses_shared_memory() {
+            "shared memory"
+        } else {
+            "the socket"
+        }
+    );
     let spaces = env.spaces().clone();
     println!(
         "actions: {} ({})",
