@@ -25,19 +25,18 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let cfg = NavConfig::from_doc(&setup.doc)?;
     let root = ctx.out.join(&ctx.run);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let space = envs::make_one(&cfg.env, Phase::Train)?
-        .spaces()
-        .observation
-        .clone();
+    let probe = envs::make_one(&cfg.env, Phase::Train)?;
+    let space = probe.spaces().observation.clone();
     eprintln!(
         "navigation: {} x{}, {} updates of {} frames, taps {:?}, {} seeds",
-        envs::make_one(&cfg.env, Phase::Train)?.describe(),
+        probe.describe(),
         cfg.env.envs,
         cfg.updates(),
         cfg.frames_per_update(),
         ctx.taps.iter().map(|t| t.name()).collect::<Vec<_>>(),
         cfg.run.seeds
     );
+    drop(probe);
     let mut metrics = Vec::new();
     let mut details = serde_json::Map::new();
     let mut curves_by_tap = Vec::new();
