@@ -62,7 +62,7 @@ impl Evaluation {
 /// `perception`), or with uniformly random actions when `agent` is `None`.
 pub fn evaluate(
     cfg: &NavConfig,
-    perception: &Perception,
+    perception: &Perception<'_>,
     agent: Option<&Agent>,
 ) -> Result<Evaluation> {
     let mut venv = envs::make(&cfg.env, Phase::Heldout, EVAL_SEED)?;

@@ -9,18 +9,18 @@ use image::RgbImage;
 use sslbench_envs::Frame;
 
 /// A frozen backbone read at one tap.
-pub struct Perception {
-    backbone: Backbone,
+pub struct Perception<'a> {
+    backbone: &'a Backbone,
     tap: Tap,
     transform: TransformConfig,
     /// Shape of one frame's tap features: (channels, height, width).
     pub shape: (usize, usize, usize),
 }
 
-impl Perception {
-    /// Wraps a loaded backbone; probes the tap's shape with one `height x width` frame.
+impl<'a> Perception<'a> {
+    /// Reads a loaded backbone at `tap`; probes the tap's shape with one `height x width` frame.
     pub fn new(
-        backbone: Backbone,
+        backbone: &'a Backbone,
         tap: Tap,
         transform: TransformConfig,
         height: usize,

@@ -3,7 +3,7 @@
 //! conv 4x4/2 -> 32 channels -> FC 1024 -> FC 512 -> actor logits and critic value.
 
 use super::config::NavConfig;
-use crate::backbone::{conv2d, ConvSpec};
+use crate::backbone::{conv2d, from_channel_major, to_channel_major, ConvSpec};
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{GroupNorm, Init, VarBuilder};
@@ -40,14 +40,11 @@ impl Affine {
     /// backward is a naive loop, many times slower at these shapes).
     fn conv(&self, x: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
         let (cout, cin, kernel, _) = self.weight.dims4()?;
-        let spec = ConvSpec {
-            stride,
-            padding,
-            ..ConvSpec::new(cin, cout, kernel)
-        };
-        let channel_major = x.transpose(0, 1)?.contiguous()?;
-        let y = conv2d(&channel_major, &self.weight, Some(&self.bias), &spec)?;
-        Ok(y.transpose(0, 1)?.contiguous()?)
+        let spec = ConvSpec::new(cin, cout, kernel)
+            .stride(stride)
+            .padding(padding);
+        let y = conv2d(&to_channel_major(x)?, &self.weight, Some(&self.bias), &spec)?;
+        Ok(from_channel_major(&y)?)
     }
 }
 

@@ -27,7 +27,7 @@ const SHEET_FRAMES: usize = 12;
 /// `rollout.gif` and `rollout.png` into `dir`.
 pub fn record(
     cfg: &NavConfig,
-    perception: &Perception,
+    perception: &Perception<'_>,
     agent: &Agent,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {

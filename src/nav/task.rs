@@ -26,7 +26,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let root = ctx.out.join(&ctx.run);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let probe = envs::make_one(&cfg.env, Phase::Train)?;
-    let space = probe.spaces().observation.clone();
+    let spaces = probe.spaces().clone();
     eprintln!(
         "navigation: {} x{}, {} updates of {} frames, taps {:?}, {} seeds",
         probe.describe(),
@@ -41,14 +41,14 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let mut details = serde_json::Map::new();
     let mut curves_by_tap = Vec::new();
     let mut random: Option<Evaluation> = None;
+    let backbone = Backbone::load(&setup.backbone, &setup.device)?;
     for &tap in ctx.taps {
-        let backbone = Backbone::load(&setup.backbone, &setup.device)?;
         let perception = Perception::new(
-            backbone,
+            &backbone,
             tap,
             setup.extract.transform.clone(),
-            space.height,
-            space.width,
+            spaces.observation.height,
+            spaces.observation.width,
         )?;
         if random.is_none() && cfg.eval.episodes > 0 {
             let r = evaluate(&cfg, &perception, None)?;
@@ -66,6 +66,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             let run = AgentRun {
                 cfg: &cfg,
                 perception: &perception,
+                actions: spaces.action.n,
                 seed,
                 dir: dir.clone(),
                 resume: cfg.run.resume,

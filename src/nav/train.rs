@@ -29,7 +29,9 @@ pub struct AgentRun<'a> {
     /// The task.
     pub cfg: &'a NavConfig,
     /// The frozen trunk at the agent's tap.
-    pub perception: &'a Perception,
+    pub perception: &'a Perception<'a>,
+    /// The environment's number of actions.
+    pub actions: usize,
     /// The run seed.
     pub seed: u64,
     /// The agent's folder (checkpoints, progress.csv).
@@ -52,7 +54,7 @@ pub struct Trained {
 
 /// Encodes observations' frames and stores them in the rollout; returns their frame ids.
 pub fn observe(
-    perception: &Perception,
+    perception: &Perception<'_>,
     rollout: &mut Rollout,
     frames: &[&Frame],
 ) -> Result<Vec<usize>> {
@@ -60,7 +62,11 @@ pub fn observe(
 }
 
 /// Puts first observations into a fresh rollout's stacks.
-pub fn start(perception: &Perception, rollout: &mut Rollout, first: &[Observation]) -> Result<()> {
+pub fn start(
+    perception: &Perception<'_>,
+    rollout: &mut Rollout,
+    first: &[Observation],
+) -> Result<()> {
     let frames: Vec<&Frame> = first.iter().map(|o| &o.rgb).collect();
     for (e, id) in observe(perception, rollout, &frames)?
         .into_iter()
@@ -78,13 +84,10 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
     std::fs::create_dir_all(&run.dir)
         .with_context(|| format!("cannot create {}", run.dir.display()))?;
     let checkpoints = Checkpoints::new(&run.dir, cfg.run.keep_checkpoints);
-    let probe = envs::make_one(&cfg.env, Phase::Train)?;
-    let actions = probe.spaces().action.n;
-    drop(probe);
     let mut agent = Agent::new(
         cfg,
         run.perception.shape,
-        actions,
+        run.actions,
         run.seed ^ STREAM_POLICY_INIT,
         &device,
     )?;
@@ -160,7 +163,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
 /// Steps the environments for one rollout; returns the (return, success) of episodes ended.
 fn collect(
     agent: &Agent,
-    perception: &Perception,
+    perception: &Perception<'_>,
     venv: &mut VecEnv,
     rollout: &mut Rollout,
     cfg: &NavConfig,
