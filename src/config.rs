@@ -6,6 +6,23 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use toml::{Table, Value};
 
+/// The task files embedded in the binary, the one place shipped defaults come from:
+/// `extract.toml` is the base of every task document, and the `[svm]` of `voc07_svm.toml`
+/// lies under every task's `[svm]`.
+const SHIPPED: &[(&str, &str)] = &[
+    ("extract.toml", include_str!("../tasks/extract.toml")),
+    ("voc07_svm.toml", include_str!("../tasks/voc07_svm.toml")),
+];
+
+/// The shipped task file `name` (`extract.toml`, `voc07_svm.toml`) as a document.
+pub fn shipped(name: &str) -> Result<Table> {
+    let (_, text) = SHIPPED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .with_context(|| format!("internal: no shipped task file {name}"))?;
+    parse_table(text).with_context(|| format!("internal: the shipped tasks/{name} is invalid"))
+}
+
 /// Reads a TOML file into a table, naming the file in any error.
 pub fn read_table(path: &Path) -> Result<Table> {
     let text = std::fs::read_to_string(path)

@@ -1,6 +1,7 @@
 //! sslbench: the downstream benchmark suite of Goyal et al. (ICCV 2019) for frozen
 //! self-supervised vision backbones, with one shared feature cache.
 
+pub mod atomic;
 pub mod backbone;
 pub mod cli;
 pub mod config;
@@ -9,6 +10,8 @@ pub mod features;
 pub mod linear;
 pub mod nav;
 pub mod pretext;
+pub mod progress;
 pub mod report;
+pub mod seed;
 pub mod tasks;
 pub mod train;

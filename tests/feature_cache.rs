@@ -11,9 +11,7 @@ use sslbench::config;
 use sslbench::data::{self, Dataset};
 use sslbench::features::extract::Status;
 use sslbench::features::pooling::pool;
-use sslbench::features::{
-    default_extract_doc, get_or_extract, verify, ExtractConfig, FeatureStore,
-};
+use sslbench::features::{get_or_extract, verify, ExtractConfig, FeatureStore};
 use std::path::Path;
 
 fn tiny_resnet() -> BackboneConfig {
@@ -30,7 +28,7 @@ fn tiny_resnet() -> BackboneConfig {
 }
 
 fn protocol(sets: &[&str]) -> ExtractConfig {
-    let mut doc = default_extract_doc();
+    let mut doc = sslbench::config::shipped("extract.toml").unwrap();
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     config::set_all(&mut doc, &sets).unwrap();
     ExtractConfig::from_doc(&doc, tiny_resnet().family().unwrap().0).unwrap()

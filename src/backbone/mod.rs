@@ -25,8 +25,6 @@ use layers::{ConvLayer, FrozenConv};
 use params::CheckedTensors;
 pub use params::RandomInit;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A backbone TOML: the architecture and where its weights come from.
@@ -109,25 +107,16 @@ impl BackboneConfig {
             return Ok(format!("random:seed={}", self.seed));
         }
         let path = PathBuf::from(&self.weights);
-        let mut file = std::fs::File::open(&path).with_context(|| {
+        let sha = crate::atomic::file_sha256(&path, || {
             format!(
                 "checkpoint {} not found: fix `weights` in the backbone TOML",
                 path.display()
             )
         })?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
         let key = self.key.as_deref().unwrap_or("");
         Ok(format!(
             "sha256:{}{}",
-            hex::encode(hasher.finalize()),
+            sha,
             if key.is_empty() {
                 String::new()
             } else {

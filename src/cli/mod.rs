@@ -42,7 +42,7 @@ enum Command {
     /// Serve a simulator over the gym bridge, or check that a bridge answers.
     Env(env::EnvArgs),
     /// Train PPO navigation agents on frozen taps (one per tap and seed), evaluate on held-out
-    /// episodes.
+    /// episodes: the short form of `run` for tasks/gibson_nav.toml.
     Nav(nav::NavArgs),
 }
 

@@ -1,10 +1,8 @@
-//! What `extract` and `run` share: the backbone, the merged config document, the device,
-//! the store.
+//! The flags of every command that runs a backbone (`extract`, `run`, `nav`, `sweep`),
+//! handed to the tasks wing as they are.
 
-use crate::backbone::{BackboneConfig, Tap};
-use crate::config;
-use crate::features::{default_extract_doc, ExtractConfig, FeatureStore};
-use crate::tasks::Setup;
+use crate::backbone::Tap;
+use crate::tasks::{RunRequest, Setup};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
@@ -34,57 +32,31 @@ impl BackboneArgs {
     /// Resolves the backbone, the config document (`task` merged over the defaults), the
     /// device and the store.
     pub fn setup(&self, task: Option<toml::Table>) -> Result<Setup> {
-        let (backbone_sets, sets): (Vec<String>, Vec<String>) = self
-            .sets
-            .iter()
-            .cloned()
-            .partition(|s| s.starts_with("backbone."));
-        let mut table = config::read_table(&self.backbone)?;
-        let stripped: Vec<String> = backbone_sets
-            .iter()
-            .map(|s| s.trim_start_matches("backbone.").to_string())
-            .collect();
-        config::set_all(&mut table, &stripped)?;
-        let dir = self.backbone.parent().unwrap_or(Path::new("."));
-        let backbone = BackboneConfig::from_table(table, dir)
-            .with_context(|| format!("in backbone config {}", self.backbone.display()))?;
-        let (family, _) = backbone.family()?;
-        // Precedence: shipped defaults < task file < [arch_overrides.<family>] < --set.
-        let mut doc = default_extract_doc();
-        if let Some(task) = task {
-            config::merge(&mut doc, task);
-        }
-        let arch_overrides = doc
-            .get("arch_overrides")
-            .and_then(|t| t.get(family.name()))
-            .and_then(|t| t.as_table())
-            .cloned();
-        if let Some(o) = arch_overrides {
-            config::merge(&mut doc, o);
-        }
-        config::set_all(&mut doc, &sets)?;
-        let extract = ExtractConfig::from_doc(&doc, family)?;
-        let store = FeatureStore::open(
-            &self
-                .cache
-                .clone()
-                .unwrap_or_else(FeatureStore::default_root),
-        )?;
-        Ok(Setup {
-            backbone,
-            doc,
-            extract,
-            device: parse_device(&self.device)?,
-            store,
-        })
+        Setup::resolve(
+            &self.backbone,
+            task,
+            &self.sets,
+            parse_device(&self.device)?,
+            self.cache.clone(),
+        )
     }
 
     /// The taps asked for, or `default` when `--taps` is absent.
     pub fn taps(&self, default: Option<&str>) -> Result<Vec<Tap>> {
-        match (self.taps.as_deref(), default) {
-            (Some(list), _) | (None, Some(list)) => Tap::parse_list(list),
-            (None, None) => bail!("name the taps: --taps conv1,res2,res3,res4,res5"),
-        }
+        crate::tasks::taps(self.taps.as_deref(), default)
+    }
+
+    /// The run of `task_file` these flags ask for, writing into `out`.
+    pub fn request<'a>(&'a self, task_file: &'a Path, out: &'a Path) -> Result<RunRequest<'a>> {
+        Ok(RunRequest {
+            task_file,
+            backbone: &self.backbone,
+            taps: self.taps.as_deref(),
+            sets: &self.sets,
+            device: parse_device(&self.device)?,
+            cache: self.cache.clone(),
+            out,
+        })
     }
 }
 

@@ -1,17 +1,17 @@
 //! `sslbench svm`: the VOC07 SVM protocol on features saved as `.npy` (FAIR's
 //! `train_svm_kfold.py` inputs), for users with features from elsewhere and for benchmarks.
 
+use crate::atomic::write_atomic;
 use crate::config;
 use crate::data::npy;
-use crate::features::{partial::write_atomic, FeatureStore};
+use crate::features::FeatureStore;
 use crate::linear::protocol::{
-    cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol, VOC07_SVM_TOML,
+    cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ndarray::{Array2, ArrayD, Ix2};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -55,7 +55,7 @@ pub struct SvmArgs {
 pub fn run(args: SvmArgs) -> Result<()> {
     let mut doc = match &args.task {
         Some(p) => config::read_table(p)?,
-        None => config::parse_table(VOC07_SVM_TOML)?,
+        None => config::shipped("voc07_svm.toml")?,
     };
     config::set_all(&mut doc, &args.sets)?;
     let protocol = SvmProtocol::from_doc(&doc)?;
@@ -102,7 +102,7 @@ pub fn run(args: SvmArgs) -> Result<()> {
         &args.test_targets,
     ]
     .iter()
-    .map(|p| file_digest(p))
+    .map(|p| crate::atomic::file_sha256(p, || format!("cannot open {}", p.display())))
     .collect::<Result<Vec<_>>>()?;
     let root = args
         .cache
@@ -194,12 +194,4 @@ fn check_pair(fp: &Path, x: &ArrayD<f32>, tp: &Path, y: &Array2<i32>) -> Result<
         );
     }
     Ok(())
-}
-
-fn file_digest(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(hex::encode(h.finalize()))
 }

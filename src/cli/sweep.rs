@@ -5,7 +5,6 @@
 //! computed once however many tasks read it.
 
 use super::pretrain::{load, print_summary};
-use super::run::run_task;
 use super::setup::BackboneArgs;
 use crate::config;
 use anyhow::{Context, Result};
@@ -164,9 +163,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
                 device: args.device.clone(),
                 sets: sets.clone(),
             };
-            let result = run_task(&task, &common, &args.out).with_context(|| {
-                format!("sweep run {} on {}", task.display(), backbone.display())
-            })?;
+            let result =
+                crate::tasks::run_file(common.request(&task, &args.out)?).with_context(|| {
+                    format!("sweep run {} on {}", task.display(), backbone.display())
+                })?;
             crate::report::write_run(&result, &args.out)?;
         }
     }

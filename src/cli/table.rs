@@ -1,7 +1,7 @@
 //! `sslbench table results/*.json`: our results in the paper's table shape, optionally
 //! beside the published numbers, as Markdown, CSV or LaTeX, with an optional plot.
 
-use crate::features::partial::write_atomic;
+use crate::atomic::write_atomic;
 use crate::report::{plot, table, Format, Reference, RunResult, Selection};
 use anyhow::{bail, Result};
 use clap::Args;

@@ -10,7 +10,6 @@ use crate::backbone::{Backbone, BackboneConfig, Family, Tap};
 use crate::data::{decode_batch, Dataset, ImageError, TransformConfig};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -208,7 +207,9 @@ fn run_chunks(
 ) -> Result<()> {
     let n = dataset.samples.len();
     let size = cfg.transform.size as usize;
-    let bar = progress(n as u64, start as u64);
+    let bar = crate::progress::bar(n as u64, "extracting", "images");
+    bar.set_position(start as u64);
+    bar.reset_eta();
     std::thread::scope(|scope| -> Result<()> {
         // Decoding runs one batch ahead of the forward pass, itself in parallel (rayon).
         let (tx, rx) = sync_channel::<Decoded>(1);
@@ -300,18 +301,4 @@ impl ChunkRows {
         }
         Ok(())
     }
-}
-
-fn progress(len: u64, start: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} extracting [{bar:30}] {pos}/{len} images  {per_sec}  eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(start);
-    bar.reset_eta();
-    bar
 }

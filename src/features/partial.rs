@@ -2,10 +2,11 @@
 //! and renamed, so that a killed extraction loses at most the chunk it was computing.
 
 use super::key::CacheKey;
+use crate::atomic::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// An image left out of an entry, and why.
@@ -145,18 +146,4 @@ fn open_chunk(path: &Path) -> Result<(ChunkHeader, BufReader<std::fs::File>)> {
         bail!("truncated chunk {}", path.display());
     }
     Ok((header, reader))
-}
-
-/// Writes `bytes` to a temporary sibling, syncs it, and renames it onto `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename onto {}", path.display()))
 }

@@ -62,7 +62,7 @@ impl Pooling {
 
     /// The paper's pooling for `family`, from the shipped `tasks/extract.toml`.
     pub fn protocol(family: Family) -> Self {
-        let doc = crate::features::default_extract_doc();
+        let doc = crate::config::shipped("extract.toml").expect("tasks/extract.toml is shipped");
         Self::from_doc(&doc, family).expect("tasks/extract.toml is valid")
     }
 

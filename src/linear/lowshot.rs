@@ -116,19 +116,19 @@ pub fn one_vs_rest(targets: ArrayView2<i32>, classes: usize) -> Array2<i32> {
     })
 }
 
-/// Reads FAIR's fixed draws `dir/train_targets_sample{s}_k{k}.npy` (s = 1.., one per seed
-/// position; written by FAIR's `create_voc_low_shot_samples.py`: images x classes int32,
+/// Reads FAIR's fixed draws `dir/train_targets_sample{s}_k{k}.npy` (s = 1..=samples, one
+/// per seed position; k in `ks`; written by FAIR's `create_voc_low_shot_samples.py`: images x classes int32,
 /// rows in the training split's order). FAIR marks a drawn positive 1, a drawn negative 0 and
 /// an image left out -1: per class, the rows marked 1 or 0 form that class's training set.
 pub fn import_fair(
     dir: &Path,
-    cfg: &crate::tasks::lowshot::LowShotConfig,
+    samples: usize,
+    ks: &[usize],
     labels: &Array2<i32>,
 ) -> Result<Vec<Vec<Draw>>> {
-    (1..=cfg.seeds.len())
+    (1..=samples)
         .map(|s| {
-            cfg.k
-                .iter()
+            ks.iter()
                 .map(|&k| {
                     let path = dir.join(format!("train_targets_sample{s}_k{k}.npy"));
                     let marks = crate::data::npy::read(&path)?;
@@ -225,18 +225,10 @@ mod tests {
         let labels = array![[1], [1], [-1], [-1]];
         let path = dir.path().join("train_targets_sample1_k1.npy");
         crate::data::npy::write_i32(&path, &[4, 1], &[1, -1, 0, -1]).unwrap();
-        let cfg = crate::tasks::lowshot::LowShotConfig {
-            k: vec![1],
-            seeds: vec![1],
-            sampling: Sampling::Positives,
-            negatives_per_positive: 1,
-            fair_samples: dir.path().display().to_string(),
-            extract: crate::tasks::lowshot::Extract::All,
-        };
-        let draws = import_fair(dir.path(), &cfg, &labels).unwrap();
+        let draws = import_fair(dir.path(), 1, &[1], &labels).unwrap();
         assert_eq!(draws[0][0].rows, vec![vec![0, 2]]);
         // A draw that disagrees with the labels (misaligned rows) is refused.
         crate::data::npy::write_i32(&path, &[4, 1], &[0, -1, 1, -1]).unwrap();
-        assert!(import_fair(dir.path(), &cfg, &labels).is_err());
+        assert!(import_fair(dir.path(), 1, &[1], &labels).is_err());
     }
 }

@@ -3,13 +3,13 @@
 //! connected layer and softmax cross-entropy. The heads' losses are summed, so the heads are
 //! independent but train in one loop over the same batches.
 
+use crate::seed::probe_stream;
 use crate::train::optim::{Method, Optimizer, OptimizerConfig};
 use crate::train::schedule::Decay;
 use anyhow::{bail, ensure, Context};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
@@ -131,21 +131,6 @@ impl ProbeConfig {
     }
 }
 
-/// A generator seeded from a run seed and a stream of numbers (an epoch, an image, a tap), so
-/// that each use draws its own reproducible sequence.
-pub fn seeded(seed: u64, stream: &[u64]) -> StdRng {
-    // SplitMix64 finaliser over the words: distinct streams give unrelated seeds.
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let state = stream.iter().fold(mix(seed), |acc, &w| {
-        mix(acc ^ w.wrapping_add(0x9E37_79B9_7F4A_7C15))
-    });
-    StdRng::seed_from_u64(state)
-}
-
 /// Which images each iteration trains on: the training set shuffled anew every epoch (seeded
 /// by the run seed and the epoch) and cut into full batches.
 pub struct Batches {
@@ -175,7 +160,7 @@ impl Batches {
         if self.epoch != Some(epoch) {
             self.order = (0..self.images).collect();
             self.order
-                .shuffle(&mut seeded(self.seed, &[u64::MAX, epoch as u64]));
+                .shuffle(&mut probe_stream(self.seed, &[u64::MAX, epoch as u64]));
             self.epoch = Some(epoch);
         }
         let end = ((pos + 1) * self.batch).min(self.images);
@@ -379,7 +364,13 @@ impl Probe {
         });
         let mut heads = Vec::with_capacity(shapes.len());
         for (shape, stream) in shapes.iter().zip(streams) {
-            let head = Head::new(*shape, classes, cfg, &mut seeded(seed, &[*stream]), device)?;
+            let head = Head::new(
+                *shape,
+                classes,
+                cfg,
+                &mut probe_stream(seed, &[*stream]),
+                device,
+            )?;
             let name = |p: &str| format!("head{stream}.{p}");
             sgd.add(&name("weight"), head.weight.clone(), true)?;
             sgd.add(&name("bias"), head.bias.clone(), cfg.bias_decay)?;

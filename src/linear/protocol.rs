@@ -8,14 +8,10 @@ use super::simd::dot;
 use super::svm::{Gram, Kernel, Precision, Rows, Solution, SvmParams};
 use super::sweep::{sweep, CostPoint, Subset};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{ArrayD, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The shipped VOC07 SVM task: its `[svm]` section holds the protocol's defaults.
-pub const VOC07_SVM_TOML: &str = include_str!("../../tasks/voc07_svm.toml");
 
 /// The `[svm]` section of a task file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,7 +51,7 @@ impl SvmProtocol {
     /// `tasks/voc07_svm.toml`); `costs` is a list of numbers or the name of a grid in
     /// `[svm.cost_grids]` (`fair`, `vissl`).
     pub fn from_doc(doc: &toml::Table) -> Result<SvmProtocol> {
-        let shipped = crate::config::parse_table(VOC07_SVM_TOML)?;
+        let shipped = crate::config::shipped("voc07_svm.toml")?;
         let mut svm = shipped
             .get("svm")
             .and_then(|s| s.as_table())
@@ -198,17 +194,9 @@ pub fn kernel_for(protocol: &SvmProtocol, train: &Rows) -> Result<Option<Gram>> 
     )?))
 }
 
-/// A progress bar over `units` SVM trainings.
-pub fn progress(units: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(units as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} (class, cost, fold) eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_string());
-    bar
+/// A progress bar over `units` SVM trainings (class, cost, fold).
+pub fn trainings_bar(units: usize, what: &str) -> indicatif::ProgressBar {
+    crate::progress::bar(units as u64, what, "trainings (class, cost, fold)")
 }
 
 /// Mean k-fold cross-validation AP (scikit-learn's) of every cost, in the grid's order, on
@@ -313,7 +301,7 @@ pub fn cross_validated(
     let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let nc = classes.len();
-    let bar = progress(nc * (protocol.folds * sorted.len() + 1), label);
+    let bar = trainings_bar(nc * (protocol.folds * sorted.len() + 1), label);
     let tick = || bar.inc(1);
     let all: Vec<usize> = (0..train.len()).collect();
     let started = std::time::Instant::now();

@@ -223,20 +223,6 @@ impl Solution {
     }
 }
 
-/// SplitMix64: a tiny, version-stable generator for the per-pass order.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z as u128 * n as u128) >> 64) as usize
-    }
-}
-
 /// The current point of the dual: what a coordinate step reads and changes.
 struct State<'a> {
     kernel: Kernel<'a>,
@@ -334,7 +320,7 @@ pub fn train(
     }
     let mut index: Vec<usize> = (0..l).collect();
     let mut active = l;
-    let mut rng = SplitMix(params.seed);
+    let mut rng = crate::seed::SplitMix(params.seed);
     // Without an upper bound on alpha (squared hinge) only the lower shrinking test applies.
     let mut pg_max_old = f64::INFINITY;
     let mut iterations = 0;

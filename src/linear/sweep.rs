@@ -6,7 +6,7 @@
 //! (subset, cost) and, with per-cost seeds, ends with the same numbers as an uninterrupted one.
 
 use super::svm::{train, Kernel, Solution, SvmParams};
-use crate::features::partial::write_atomic;
+use crate::atomic::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! number is protocols.md section 7's value in the shipped file; nothing here is a default
 //! the file does not show.
 
+use crate::train::run_section::RunSection;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use sslbench_envs::bridge::BridgeConfig;
@@ -118,23 +119,6 @@ pub struct PpoConfig {
     pub normalize_advantages: bool,
     /// Clip the value update around the rollout's values, as the clipped objective does.
     pub clip_value: bool,
-}
-
-/// `[run]`: seeds, checkpoints, logging.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSection {
-    /// Independent runs per tap (seeds 0..seeds).
-    pub seeds: usize,
-    /// Checkpoint every this many PPO updates.
-    pub checkpoint_every: usize,
-    /// Checkpoints kept per run.
-    pub keep_checkpoints: usize,
-    /// Curve resolution: episodes are averaged in windows of this many updates.
-    pub log_every: usize,
-    /// Continue each agent from its last checkpoint (`sslbench nav --resume`).
-    #[serde(default)]
-    pub resume: bool,
 }
 
 /// `[eval]`: held-out evaluation and the rendered rollout.

@@ -78,7 +78,7 @@ pub fn write_csv(points: &[Point], path: &Path) -> Result<()> {
             p.frames, p.reward.0, p.reward.1, p.success.0, p.success.1, p.seeds
         )?;
     }
-    crate::features::partial::write_atomic(path, text.as_bytes())
+    crate::atomic::write_atomic(path, text.as_bytes())
 }
 
 /// Plots every tap's reward and success curves (mean line, std band) into `dir`.

@@ -1,13 +1,8 @@
-//! The training log of one agent: `progress.csv`, one row per PPO update, truncated to the
-//! checkpoint a run resumes from (the updates after it are redone).
+//! The row of an agent's training log (`progress.csv`, one row per PPO update, kept by
+//! [`crate::train::log::CsvLog`]).
 
 use super::ppo::UpdateStats;
-use anyhow::{Context, Result};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-/// The CSV header.
-pub const HEADER: &str = "update,frames,episodes,return_mean,success_rate,policy_loss,value_loss,entropy,approx_kl,clip_fraction,grad_norm,fps,seconds";
+use crate::train::log::LogRow;
 
 /// One update's row.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -67,8 +62,16 @@ impl Row {
             seconds,
         }
     }
+}
 
-    fn csv(&self) -> String {
+impl LogRow for Row {
+    const HEADER: &'static str = "update,frames,episodes,return_mean,success_rate,policy_loss,value_loss,entropy,approx_kl,clip_fraction,grad_norm,fps,seconds";
+
+    fn step(&self) -> usize {
+        self.update
+    }
+
+    fn to_csv(&self) -> String {
         let mut fields = vec![
             self.update.to_string(),
             self.frames.to_string(),
@@ -102,73 +105,5 @@ impl Row {
             fps: f(11)?,
             seconds: f(12)?,
         })
-    }
-}
-
-/// `progress.csv` of one agent.
-pub struct ProgressLog {
-    path: PathBuf,
-    rows: Vec<Row>,
-}
-
-impl ProgressLog {
-    /// Opens the log in `dir`, keeping the rows up to `resume_update`.
-    pub fn open(dir: &Path, resume_update: usize) -> Result<Self> {
-        let path = dir.join("progress.csv");
-        let rows = Self::read(&path)?
-            .into_iter()
-            .filter(|r| r.update <= resume_update)
-            .collect();
-        let log = Self { path, rows };
-        log.write()?;
-        Ok(log)
-    }
-
-    /// Reads a `progress.csv`, naming the file and line of a malformed row.
-    pub fn read(path: &Path) -> Result<Vec<Row>> {
-        if !path.exists() {
-            return Ok(Vec::new());
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        text.lines()
-            .enumerate()
-            .skip(1)
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                Row::parse(l).with_context(|| {
-                    format!(
-                        "{} line {} is not a progress row; delete the run folder to start over",
-                        path.display(),
-                        i + 1
-                    )
-                })
-            })
-            .collect()
-    }
-
-    /// Appends a row.
-    pub fn push(&mut self, row: Row) -> Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .with_context(|| format!("cannot append to {}", self.path.display()))?;
-        writeln!(file, "{}", row.csv())?;
-        self.rows.push(row);
-        Ok(())
-    }
-
-    /// The rows so far.
-    pub fn rows(&self) -> &[Row] {
-        &self.rows
-    }
-
-    fn write(&self) -> Result<()> {
-        let mut text = format!("{HEADER}\n");
-        for r in &self.rows {
-            text.push_str(&r.csv());
-            text.push('\n');
-        }
-        crate::features::partial::write_atomic(&self.path, text.as_bytes())
     }
 }

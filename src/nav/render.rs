@@ -9,7 +9,7 @@ use super::evaluate::EVAL_SEED;
 use super::perception::Perception;
 use super::rollout::Rollout;
 use super::train;
-use crate::pretext::run::seeded;
+use crate::seed::stream as seeded;
 use anyhow::{Context, Result};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{imageops, Delay, RgbImage, RgbaImage};

@@ -17,7 +17,9 @@ use crate::report::{Metric, Spread};
 use crate::tasks::{RunContext, TaskOutput};
 use anyhow::{Context, Result};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+/// The sections this task reads besides the shared ones.
+pub const SECTIONS: &[&str] = &["env", "features", "policy", "ppo", "run", "eval"];
 
 /// Runs the task on every tap of the context.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -85,7 +87,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 eval.success_rate,
                 trained.seconds
             );
-            crate::features::partial::write_atomic(
+            crate::atomic::write_atomic(
                 &dir.join("eval.json"),
                 serde_json::to_string_pretty(&eval)?.as_bytes(),
             )?;
@@ -146,18 +148,18 @@ fn final_points(curves: &[(String, Vec<Point>)]) -> serde_json::Value {
 /// may be extended), are left out.
 fn digest(ctx: &RunContext, tap: Tap) -> Result<String> {
     let doc = &ctx.setup.doc;
-    let mut h = Sha256::new();
+    let mut parts: Vec<String> = Vec::new();
     for key in ["env", "features", "policy", "ppo", "transform"] {
-        h.update(key);
+        parts.push(key.to_string());
         if let Some(mut v) = doc.get(key).cloned() {
             if let Some(t) = v.as_table_mut() {
                 // The training length may grow on resume.
                 t.remove("frames");
             }
-            h.update(toml::to_string(&v).unwrap_or_default());
+            parts.push(toml::to_string(&v).unwrap_or_default());
         }
     }
-    h.update(ctx.setup.backbone.weights_digest()?);
-    h.update(tap.name());
-    Ok(hex::encode(h.finalize())[..16].to_string())
+    parts.push(ctx.setup.backbone.weights_digest()?);
+    parts.push(tap.name().to_string());
+    Ok(crate::train::run_dir::config_digest(parts))
 }

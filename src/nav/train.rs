@@ -9,13 +9,14 @@
 use super::agent::Agent;
 use super::config::NavConfig;
 use super::envs::{self, Phase};
-use super::log::{ProgressLog, Row};
+use super::log::Row;
 use super::perception::Perception;
 use super::ppo;
 use super::rollout::{Rollout, Sample};
-use crate::pretext::run::seeded;
-use crate::train::checkpoint::{Checkpoints, TrainState, STATE_SCHEMA};
-use anyhow::{bail, Context, Result};
+use crate::seed::stream as seeded;
+use crate::train::log::CsvLog;
+use crate::train::run_dir::{RunDir, RunSpec};
+use anyhow::Result;
 use sslbench_envs::{Frame, Observation, VecEnv};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +24,8 @@ use std::time::Instant;
 const STREAM_POLICY_INIT: u64 = 11;
 const STREAM_UPDATE: u64 = 12;
 const STREAM_EPISODES: u64 = 13;
+/// The agent's training log in its folder.
+const LOG: &str = "progress.csv";
 
 /// One agent's training job.
 pub struct AgentRun<'a> {
@@ -81,9 +84,6 @@ pub fn start(
 pub fn train(run: &AgentRun) -> Result<Trained> {
     let cfg = run.cfg;
     let device = run.perception.device().clone();
-    std::fs::create_dir_all(&run.dir)
-        .with_context(|| format!("cannot create {}", run.dir.display()))?;
-    let checkpoints = Checkpoints::new(&run.dir, cfg.run.keep_checkpoints);
     let mut agent = Agent::new(
         cfg,
         run.perception.shape,
@@ -91,8 +91,20 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
         run.seed ^ STREAM_POLICY_INIT,
         &device,
     )?;
-    let start_update = restore(run, &checkpoints, &mut agent)?;
-    let mut log = ProgressLog::open(&run.dir, start_update)?;
+    let (dir, start_update) = RunDir::open(
+        &run.dir,
+        RunSpec {
+            what: "navigation",
+            seed: run.seed,
+            digest: run.digest.clone(),
+            keep: cfg.run.keep_checkpoints,
+            resume: run.resume,
+            log: LOG,
+        },
+        &agent.params,
+        &mut agent.optimizer,
+    )?;
+    let mut log = CsvLog::<Row>::open(&run.dir.join(LOG), start_update)?;
     let updates = cfg.updates();
     let started = Instant::now();
     if start_update < updates {
@@ -103,7 +115,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
         let mut venv = envs::make(&cfg.env, Phase::Train, episodes)?;
         let mut rollout = Rollout::new(venv.len(), cfg.features.stack);
         start(run.perception, &mut rollout, &venv.reset()?)?;
-        let bar = crate::train::progress(
+        let bar = crate::progress::bar(
             (updates - start_update) as u64,
             &format!("PPO {} seed {}", run.perception.tap().name(), run.seed),
             "updates",
@@ -147,7 +159,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
             ));
             log.push(row)?;
             if done % cfg.run.checkpoint_every == 0 || done == updates {
-                save(run, &checkpoints, &agent, done)?;
+                dir.save(done, &agent.params, &agent.optimizer)?;
             }
             bar.inc(1);
         }
@@ -221,46 +233,4 @@ fn collect(
         }
     }
     Ok(ended)
-}
-
-/// Loads the latest checkpoint into `agent` when resuming; returns the update to start at.
-fn restore(run: &AgentRun, checkpoints: &Checkpoints, agent: &mut Agent) -> Result<usize> {
-    let latest = checkpoints.latest()?;
-    let started = latest.is_some() || run.dir.join("progress.csv").exists();
-    if !run.resume {
-        if started {
-            bail!(
-                "{} already holds a navigation run: pass --resume to continue it, or choose another --out",
-                run.dir.display()
-            );
-        }
-        return Ok(0);
-    }
-    let Some(ck) = latest else { return Ok(0) };
-    if ck.state.config_digest != run.digest {
-        bail!(
-            "{} was trained under another config (digest {} here {}): resume with the same task, \
-             backbone and tap, or choose another --out",
-            ck.dir.display(),
-            ck.state.config_digest,
-            run.digest
-        );
-    }
-    agent.params.load(&ck.model, &ck.dir)?;
-    agent
-        .optimizer
-        .load_state(&ck.optimizer, ck.state.optimizer_steps)?;
-    Ok(ck.state.step)
-}
-
-fn save(run: &AgentRun, checkpoints: &Checkpoints, agent: &Agent, update: usize) -> Result<()> {
-    let state = TrainState {
-        schema: STATE_SCHEMA.to_string(),
-        step: update,
-        seed: run.seed,
-        config_digest: run.digest.clone(),
-        optimizer_steps: agent.optimizer.steps(),
-    };
-    checkpoints.save(&state, &agent.params.tensors()?, &agent.optimizer.state())?;
-    Ok(())
 }

@@ -13,7 +13,6 @@ use crate::train::optim::OptimizerConfig;
 use crate::train::schedule::LrSchedule;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Which pretext task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,8 +239,9 @@ impl PretextConfig {
         shaping.train.checkpoint_every = 0;
         shaping.train.keep_checkpoints = 0;
         shaping.train.log_every = 0;
-        let text = serde_json::to_string(&shaping)?;
-        Ok(hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string())
+        Ok(crate::train::run_dir::config_digest([
+            serde_json::to_string(&shaping)?,
+        ]))
     }
 }
 

@@ -9,6 +9,8 @@ pub mod colorize;
 pub mod config;
 pub mod jigsaw;
 pub mod lab;
+pub mod loader;
+pub mod log;
 pub mod model;
 pub mod permutations;
 mod preview;

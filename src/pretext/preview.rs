@@ -4,8 +4,8 @@
 
 use super::batch::Pretext;
 use super::config::PretextConfig;
+use super::loader::Loader;
 use super::model::PretextModel;
-use super::run::Loader;
 use crate::data::Sample;
 use anyhow::{Context, Result};
 use candle_core::Tensor;

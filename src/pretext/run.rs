@@ -11,18 +11,20 @@
 use super::ab_bins::AbBins;
 use super::batch::{Batch, Pretext};
 use super::config::{BinSource, PretextConfig, PretextKind};
+use super::loader::Loader;
+use super::log::StepRow;
 use super::model::PretextModel;
 use super::permutations::PermutationSet;
 use crate::data::{self, Sample};
-use crate::train::checkpoint::{Checkpoints, TrainState, STATE_SCHEMA};
-use crate::train::log::{LogRow, TrainLog};
+use crate::seed::stream as seeded;
+use crate::train::log::CsvLog;
 use crate::train::optim::Optimizer;
 use crate::train::params::ParamKind;
+use crate::train::prefetch::with_prefetch;
+use crate::train::run_dir::{RunDir, RunSpec};
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::Device;
-use image::RgbImage;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -32,23 +34,11 @@ use std::time::Instant;
 
 /// Stream numbers that keep the run's draws apart.
 const STREAM_SUBSET: u64 = 1;
-const STREAM_EPOCH: u64 = 2;
-const STREAM_IMAGE: u64 = 3;
 const STREAM_HOLDOUT: u64 = 4;
+/// The training log's file in the run folder.
+const LOG: &str = "log.csv";
 /// Images over which Colorization's most-frequent-bin baseline is counted.
 const CHANCE_IMAGES: usize = 256;
-
-/// A generator for one use, seeded from the run seed and a few stream numbers (SplitMix64).
-pub fn seeded(seed: u64, streams: &[u64]) -> rand::rngs::StdRng {
-    let mix = |mut z: u64| {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let s = streams.iter().fold(mix(seed), |h, &x| mix(h ^ mix(x)));
-    rand::rngs::StdRng::seed_from_u64(s)
-}
 
 /// What a finished run reports (`pretrain.json`).
 #[derive(Debug, Serialize)]
@@ -101,35 +91,21 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
             ParamKind::Vector => optim.add(&name, var, cfg.optimizer.decay_vectors)?,
         }
     }
-    let checkpoints = Checkpoints::new(out, cfg.train.keep_checkpoints);
-    let digest = cfg.digest()?;
-    let start = match checkpoints.latest()? {
-        Some(ck) if resume => {
-            if ck.state.config_digest != digest || ck.state.seed != cfg.seed {
-                bail!(
-                    "{} was written by another configuration (digest {} vs {digest}): resume with the config in {}, or use another --out",
-                    ck.dir.display(),
-                    ck.state.config_digest,
-                    out.join("config.toml").display()
-                );
-            }
-            model.params.load(&ck.model, &ck.dir.join("model.safetensors"))?;
-            optim.load_state(&ck.optimizer, ck.state.optimizer_steps)?;
-            eprintln!("resuming {} from step {}", out.display(), ck.state.step);
-            ck.state.step
-        }
-        Some(ck) => bail!(
-            "{} already holds a run (checkpoint at step {}): pass --resume to continue it, or choose another --out",
-            out.display(),
-            ck.state.step
-        ),
-        None => 0,
-    };
-    crate::features::partial::write_atomic(
-        &out.join("config.toml"),
-        toml::to_string(cfg)?.as_bytes(),
+    let (run, start) = RunDir::open(
+        out,
+        RunSpec {
+            what: "pretext",
+            seed: cfg.seed,
+            digest: cfg.digest()?,
+            keep: cfg.train.keep_checkpoints,
+            resume,
+            log: LOG,
+        },
+        &model.params,
+        &mut optim,
     )?;
-    let mut log = TrainLog::open(out, start)?;
+    crate::atomic::write_atomic(&out.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
+    let mut log = CsvLog::<StepRow>::open(&out.join(LOG), start)?;
     let loader = Loader {
         cfg,
         pretext: &pretext,
@@ -137,18 +113,9 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
         bad: Mutex::new(HashSet::new()),
         device,
     };
-    let throughput = train_steps(
-        cfg,
-        &model,
-        &mut optim,
-        &loader,
-        &checkpoints,
-        &digest,
-        &mut log,
-        start,
-    )?;
+    let throughput = train_steps(cfg, &model, &mut optim, &loader, &run, &mut log, start)?;
     let chance = chance(&pretext, &loader, &holdout)?;
-    log.plot(cfg.pretext.name(), chance)?;
+    super::log::plot(log.rows(), out, cfg.pretext.name(), chance)?;
     let (holdout_loss, holdout_accuracy) = evaluate(&model, &loader, &holdout)?;
     let model_path = out.join("model.safetensors");
     candle_core::safetensors::save(&model.params.tensors()?, &model_path)?;
@@ -160,7 +127,7 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
     let backbone = out.join(format!("{run_name}.toml"));
     let mut bb = cfg.backbone();
     bb.weights = "model.safetensors".into();
-    crate::features::partial::write_atomic(&backbone, toml::to_string(&bb)?.as_bytes())?;
+    crate::atomic::write_atomic(&backbone, toml::to_string(&bb)?.as_bytes())?;
     if let Pretext::Colorization { .. } = &pretext {
         super::preview::write(
             cfg,
@@ -171,9 +138,9 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
             &out.join("colourised"),
         )?;
     }
-    let tail: Vec<&LogRow> = log.rows().iter().rev().take(3).collect();
+    let tail: Vec<&StepRow> = log.rows().iter().rev().take(3).collect();
     let mean =
-        |f: fn(&LogRow) -> f64| tail.iter().map(|r| f(r)).sum::<f64>() / tail.len().max(1) as f64;
+        |f: fn(&StepRow) -> f64| tail.iter().map(|r| f(r)).sum::<f64>() / tail.len().max(1) as f64;
     let skipped = loader.bad.into_inner().unwrap_or_else(|e| e.into_inner());
     let summary = Summary {
         config: cfg.clone(),
@@ -192,7 +159,7 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
         model: model_path,
         backbone,
     };
-    crate::features::partial::write_atomic(
+    crate::atomic::write_atomic(
         &out.join("pretrain.json"),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
@@ -285,163 +252,65 @@ fn build_pretext(cfg: &PretextConfig, out: &Path, train: &[Sample]) -> Result<Pr
     })
 }
 
-/// Decodes and prepares the images of batches, in parallel.
-pub(super) struct Loader<'a> {
-    cfg: &'a PretextConfig,
-    pretext: &'a Pretext,
-    samples: &'a [Sample],
-    bad: Mutex<HashSet<String>>,
-    device: &'a Device,
-}
-
-impl Loader<'_> {
-    /// A decoded image: `samples[i]`, or when it cannot be read (reported once by name),
-    /// the next readable one.
-    pub(super) fn image(&self, samples: &[Sample], i: usize) -> Result<RgbImage> {
-        for k in 0..samples.len() {
-            let s = &samples[(i + k) % samples.len()];
-            let name = s.path.display().to_string();
-            if self
-                .bad
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&name)
-            {
-                continue;
-            }
-            match data::decode(&s.path) {
-                Ok(img) => return Ok(img),
-                Err(e) => {
-                    let mut bad = self.bad.lock().unwrap_or_else(|e| e.into_inner());
-                    if bad.insert(name) {
-                        eprintln!("warning: {e}; using the next image instead (fix or remove it from the list)");
-                    }
-                }
-            }
-        }
-        bail!(
-            "none of the {} pretext images can be decoded",
-            samples.len()
-        )
-    }
-
-    /// The batch of images `indices` of `samples`, image `j` augmented from `streams + [j]`.
-    pub(super) fn batch(
-        &self,
-        samples: &[Sample],
-        indices: &[usize],
-        streams: &[u64],
-    ) -> Result<Batch> {
-        let examples = indices
-            .par_iter()
-            .enumerate()
-            .map(|(j, &i)| {
-                let img = self.image(samples, i)?;
-                let mut keys = streams.to_vec();
-                keys.push(j as u64);
-                self.pretext
-                    .example(&img, &mut seeded(self.cfg.seed, &keys))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.pretext.collate(examples, self.device)
-    }
-
-    /// The training batch of `step`: consecutive slots of the seeded epoch orders.
-    fn train_batch(&self, step: usize) -> Result<Batch> {
-        let n = self.samples.len();
-        let b = self.cfg.train.batch_size;
-        let mut order_of: Option<(usize, Vec<usize>)> = None;
-        let indices: Vec<usize> = (step * b..(step + 1) * b)
-            .map(|slot| {
-                let epoch = slot / n;
-                if order_of.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    let mut order: Vec<usize> = (0..n).collect();
-                    order.shuffle(&mut seeded(self.cfg.seed, &[STREAM_EPOCH, epoch as u64]));
-                    order_of = Some((epoch, order));
-                }
-                order_of.as_ref().map_or(0, |(_, o)| o[slot % n])
-            })
-            .collect();
-        self.batch(self.samples, &indices, &[STREAM_IMAGE, step as u64])
-    }
-}
-
 /// Runs steps `start..train.steps`, with the next batch prepared while the current one
 /// trains; logs, checkpoints, and returns the source images per second.
-#[allow(clippy::too_many_arguments)]
 fn train_steps(
     cfg: &PretextConfig,
     model: &PretextModel,
     optim: &mut Optimizer,
     loader: &Loader,
-    checkpoints: &Checkpoints,
-    digest: &str,
-    log: &mut TrainLog,
+    run: &RunDir,
+    log: &mut CsvLog<StepRow>,
     start: usize,
 ) -> Result<f64> {
     let steps = cfg.train.steps;
     if start >= steps {
         return Ok(0.0);
     }
-    let bar = crate::train::progress((steps - start) as u64, "pretraining", "steps");
+    let bar = crate::progress::bar((steps - start) as u64, "pretraining", "steps");
     let began = Instant::now();
     let mut window = Window::new();
-    let save = |step: usize, optim: &Optimizer| -> Result<()> {
-        let state = TrainState {
-            schema: STATE_SCHEMA.into(),
-            step,
-            seed: cfg.seed,
-            config_digest: digest.to_string(),
-            optimizer_steps: optim.steps(),
-        };
-        checkpoints.save(&state, &model.params.tensors()?, &optim.state())?;
-        Ok(())
-    };
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(1);
-        scope.spawn(move || {
+    with_prefetch(
+        start..steps,
+        |step| loader.train_batch(step),
+        |batches| {
             for step in start..steps {
-                if tx.send(loader.train_batch(step)).is_err() {
-                    break;
+                let batch: Batch = batches.next()?;
+                let lr = cfg.schedule.at(step);
+                let out = model.outcome(&batch)?;
+                let loss = f64::from(out.loss.to_scalar::<f32>()?);
+                if !loss.is_finite() {
+                    bail!("the loss is {loss} at step {step}: lower the learning rate (schedule.base); the last checkpoint is kept");
+                }
+                let grads = out.loss.backward()?;
+                optim.step(&grads, lr)?;
+                window.loss += loss;
+                window.correct += out.correct;
+                window.total += out.total;
+                window.images += batch.images;
+                window.steps += 1;
+                let done = step + 1;
+                bar.inc(1);
+                if done % cfg.train.log_every == 0 || done == steps {
+                    let row = StepRow {
+                        step: done,
+                        loss: window.loss / window.steps as f64,
+                        accuracy: 100.0 * window.correct / window.total.max(1.0),
+                        lr,
+                        images_per_s: window.images as f64 / window.started.elapsed().as_secs_f64(),
+                        seconds: began.elapsed().as_secs_f64(),
+                    };
+                    bar.set_message(format!("loss {:.4} acc {:.1}%", row.loss, row.accuracy));
+                    log.push(row)?;
+                    window = Window::new();
+                }
+                if done % cfg.train.checkpoint_every == 0 || done == steps {
+                    run.save(done, &model.params, optim)?;
                 }
             }
-        });
-        for step in start..steps {
-            let batch = rx.recv().context("internal: the data loader stopped")??;
-            let lr = cfg.schedule.at(step);
-            let out = model.outcome(&batch)?;
-            let loss = f64::from(out.loss.to_scalar::<f32>()?);
-            if !loss.is_finite() {
-                bail!("the loss is {loss} at step {step}: lower the learning rate (schedule.base); the last checkpoint is kept");
-            }
-            let grads = out.loss.backward()?;
-            optim.step(&grads, lr)?;
-            window.loss += loss;
-            window.correct += out.correct;
-            window.total += out.total;
-            window.images += batch.images;
-            window.steps += 1;
-            let done = step + 1;
-            bar.inc(1);
-            if done % cfg.train.log_every == 0 || done == steps {
-                let row = LogRow {
-                    step: done,
-                    loss: window.loss / window.steps as f64,
-                    accuracy: 100.0 * window.correct / window.total.max(1.0),
-                    lr,
-                    images_per_s: window.images as f64 / window.started.elapsed().as_secs_f64(),
-                    seconds: began.elapsed().as_secs_f64(),
-                };
-                bar.set_message(format!("loss {:.4} acc {:.1}%", row.loss, row.accuracy));
-                log.push(row)?;
-                window = Window::new();
-            }
-            if done % cfg.train.checkpoint_every == 0 || done == steps {
-                save(done, optim)?;
-            }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     bar.finish();
     let images = ((steps - start) * cfg.train.batch_size) as f64;
     Ok(images / began.elapsed().as_secs_f64())

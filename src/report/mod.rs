@@ -6,10 +6,10 @@ pub mod result;
 pub mod table;
 
 pub use reference::Reference;
-pub use result::{CacheRef, Metric, RunResult, Spread, RESULT_SCHEMA};
+pub use result::{CacheRef, DetailTable, Metric, RunResult, Spread, RESULT_SCHEMA};
 pub use table::{Cell, Format, Row, RowKind, RunTables, Selection, Table};
 
-use crate::features::partial::write_atomic;
+use crate::atomic::write_atomic;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ pub fn write_run(result: &RunResult, out: &Path) -> Result<()> {
     };
     write_atomic(
         &file("md"),
-        (markdown.clone() + &per_class_markdown(result)).as_bytes(),
+        (markdown.clone() + &detail_markdown(result)).as_bytes(),
     )?;
     write_atomic(&file("csv"), table::run_csv(result).as_bytes())?;
     print!("{markdown}");
@@ -65,31 +65,7 @@ pub fn write_run(result: &RunResult, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Per-class tables of the SVM tasks (class, chosen cost, CV AP at that cost, test AP), one
-/// per tap, from the run's details; empty for other tasks.
-fn per_class_markdown(result: &RunResult) -> String {
-    let mut md = String::new();
-    let taps = result.details["taps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for tap in taps {
-        let Some(classes) = tap["classes"].as_array() else {
-            continue;
-        };
-        md += &format!(
-            "\n### {}: per class\n\n| class | cost | CV AP | test AP |\n|---|---:|---:|---:|\n",
-            tap["tap"].as_str().unwrap_or("?")
-        );
-        for c in classes {
-            md += &format!(
-                "| {} | {} | {:.1} | {:.1} |\n",
-                c["name"].as_str().unwrap_or("?"),
-                c["cost"],
-                100.0 * c["cv_ap_chosen"].as_f64().unwrap_or(f64::NAN),
-                100.0 * c["test_ap"].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-    }
-    md
+/// The tables the task built itself (per class, per tap), as Markdown sections.
+fn detail_markdown(result: &RunResult) -> String {
+    result.tables.iter().map(DetailTable::markdown).collect()
 }

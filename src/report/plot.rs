@@ -294,7 +294,7 @@ fn draw_png(path: &Path, draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
         .ok_or_else(|| anyhow!("internal: plot buffer of the wrong size"))?;
     let mut png = std::io::Cursor::new(Vec::new());
     image.write_to(&mut png, image::ImageFormat::Png)?;
-    crate::features::partial::write_atomic(path, png.get_ref())
+    crate::atomic::write_atomic(path, png.get_ref())
 }
 
 fn drawing(e: impl std::fmt::Display) -> anyhow::Error {

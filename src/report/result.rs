@@ -78,6 +78,37 @@ pub struct CacheRef {
     pub status: String,
 }
 
+/// A table a task builds from its own typed results (per class, per tap), rendered under
+/// the metric tables; the first column is a label, the others are right-aligned numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetailTable {
+    /// The heading (`res4: per class`).
+    pub title: String,
+    /// Column headers.
+    pub columns: Vec<String>,
+    /// Cells, already formatted, one row per entry.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl DetailTable {
+    /// The table as a Markdown section.
+    pub fn markdown(&self) -> String {
+        let align: Vec<&str> = (0..self.columns.len())
+            .map(|i| if i == 0 { "---" } else { "---:" })
+            .collect();
+        let mut md = format!(
+            "\n### {}\n\n| {} |\n|{}|\n",
+            self.title,
+            self.columns.join(" | "),
+            align.join("|")
+        );
+        for row in &self.rows {
+            md += &format!("| {} |\n", row.join(" | "));
+        }
+        md
+    }
+}
+
 /// One run of one task on one backbone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
@@ -108,6 +139,9 @@ pub struct RunResult {
     pub cache: Vec<CacheRef>,
     /// The reported numbers.
     pub metrics: Vec<Metric>,
+    /// Tables a task builds itself beside the metric tables (the SVM task's per-class APs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<DetailTable>,
     /// Task-specific detail (per class, per sample, per epoch ...).
     pub details: serde_json::Value,
     /// Wall-clock seconds by phase.

@@ -1,21 +1,15 @@
 //! `task = "features"`: only fill the cache for the taps on one or more datasets.
 
 use super::{cache_ref, RunContext, TaskOutput};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde_json::json;
+
+/// The sections this task reads besides the shared ones.
+pub const SECTIONS: &[&str] = &[];
 
 /// Extracts (or finds) the entries of every tap on every `data.spec`.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
-    let specs: Vec<String> = match ctx.setup.doc.get("data").and_then(|d| d.get("spec")) {
-        Some(toml::Value::String(s)) => vec![s.clone()],
-        Some(v) => v
-            .clone()
-            .try_into()
-            .context("data.spec must be a SPEC or a list of them")?,
-        None => {
-            bail!("set the dataset: --set data.spec=voc:ROOT:SPLIT (or imagefolder:, coco:, list:)")
-        }
-    };
+    let specs = ctx.setup.data().specs("spec")?;
     let mut out = TaskOutput::default();
     let mut datasets = Vec::new();
     for spec in specs {

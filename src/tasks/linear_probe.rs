@@ -14,15 +14,15 @@ use crate::data::{decode, Dataset, ImageError};
 use crate::features::pooling::pool;
 use crate::features::Extracted;
 use crate::linear::metrics::top_k_accuracy;
-use crate::linear::probe::{seeded, Batches, Probe, ProbeConfig, Schedule, TapShape};
+use crate::linear::probe::{Batches, Probe, ProbeConfig, Schedule, TapShape};
 use crate::report::Metric;
+use crate::train::prefetch::with_prefetch;
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 /// How the heads see the training images.
@@ -89,18 +89,7 @@ impl TaskConfig {
         ensure!(section.log_every > 0, "probe.log_every must be positive");
         let augment: AugmentConfig = crate::config::section(doc, "augment")?;
         augment.validate()?;
-        let spec = |key: &str| -> Result<String> {
-            doc.get("data")
-                .and_then(|d| d.get(key))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .with_context(|| {
-                    format!(
-                        "set the {key} split: --set data.{key}=list:FILE:ROOT (or \
-                         imagefolder:DIR)"
-                    )
-                })
-        };
+        let data = super::DataSection::of(doc);
         Ok(Self {
             mode: section.mode,
             variant: section.variant,
@@ -108,11 +97,14 @@ impl TaskConfig {
             log_every: section.log_every,
             probe,
             augment,
-            train: spec("train")?,
-            val: spec("val")?,
+            train: data.spec("train")?,
+            val: data.spec("val")?,
         })
     }
 }
+
+/// The sections this task reads besides the shared ones.
+pub const SECTIONS: &[&str] = &["probe", "augment"];
 
 /// Runs the task.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -303,7 +295,7 @@ fn train(
     taps: &[Tap],
     mut next: impl FnMut(usize) -> Result<(Vec<Tensor>, Tensor)>,
 ) -> Result<Vec<LossCurve>> {
-    let bar = crate::train::progress(schedule.iterations as u64, "training", "iterations");
+    let bar = crate::progress::bar(schedule.iterations as u64, "training", "iterations");
     let mut curves = vec![LossCurve::new(); taps.len()];
     let mut window = vec![0.0f64; taps.len()];
     let mut since = 0;
@@ -396,44 +388,35 @@ fn train_online(
     let schedule = cfg.probe.schedule(dataset.samples.len())?;
     let tf = &setup.extract.transform;
     let size = tf.size as usize;
-    let curves = std::thread::scope(|scope| -> Result<Vec<LossCurve>> {
-        let (tx, rx) = sync_channel::<Prepared>(1);
-        let labels = &labels;
-        scope.spawn(move || {
-            let mut batches = Batches::new(dataset.samples.len(), cfg.probe.batch_size, cfg.seed);
-            for it in 0..schedule.iterations {
-                let (epoch, rows) = batches.get(it);
-                let prepared = rows
-                    .par_iter()
-                    .map(|&i| {
-                        let path = &dataset.samples[i].path;
-                        let mut rng = seeded(cfg.seed, &[epoch as u64, i as u64]);
-                        cfg.augment
-                            .apply(&decode(path)?, tf, &mut rng)
-                            .map_err(|source| ImageError::Transform {
-                                path: path.clone(),
-                                source,
-                            })
+    let mut batches = Batches::new(dataset.samples.len(), cfg.probe.batch_size, cfg.seed);
+    let prepare = |it: usize| -> Prepared {
+        let (epoch, rows) = batches.get(it);
+        rows.par_iter()
+            .map(|&i| {
+                let path = &dataset.samples[i].path;
+                let mut rng = crate::seed::probe_stream(cfg.seed, &[epoch as u64, i as u64]);
+                cfg.augment
+                    .apply(&decode(path)?, tf, &mut rng)
+                    .map_err(|source| ImageError::Transform {
+                        path: path.clone(),
+                        source,
                     })
-                    .collect::<Result<Vec<Vec<f32>>, ImageError>>()
-                    .map(|images| {
-                        let targets = rows.iter().map(|&i| labels[i]).collect();
-                        (images.concat(), targets)
-                    })
-                    .with_context(|| {
-                        format!(
-                            "preparing the batch of iteration {it} (paper mode reads every \
-                             train image and skips none: fix or remove the image)"
-                        )
-                    });
-                let failed = prepared.is_err();
-                if tx.send(prepared).is_err() || failed {
-                    return;
-                }
-            }
-        });
+            })
+            .collect::<Result<Vec<Vec<f32>>, ImageError>>()
+            .map(|images| {
+                let targets = rows.iter().map(|&i| labels[i]).collect();
+                (images.concat(), targets)
+            })
+            .with_context(|| {
+                format!(
+                    "preparing the batch of iteration {it} (paper mode reads every train image \
+                     and skips none: fix or remove the image)"
+                )
+            })
+    };
+    let curves = with_prefetch(0..schedule.iterations, prepare, |prepared| {
         train(probe, cfg, &schedule, taps, |_| {
-            let (pixels, targets) = rx.recv().context("the image loader stopped")??;
+            let (pixels, targets) = prepared.next()?;
             let n = targets.len();
             let x = Tensor::from_vec(pixels, (n, 3, size, size), net.device())?;
             let maps = net.forward_taps(&x, taps)?;

@@ -7,21 +7,15 @@
 //! cross-validation on the sample when k >= folds, otherwise one cost per sample chosen by
 //! mAP on the training images outside the sample).
 
-use super::voc07_svm::Splits;
-use super::{data_spec, RunContext, TaskOutput};
+use super::{RunContext, Splits, TaskOutput};
 use crate::config;
 use crate::data::Dataset;
-use crate::linear::lowshot::{draw, one_vs_rest, Draw, Sampling};
-use crate::linear::metrics::voc_ap;
-use crate::linear::protocol::{
-    best_cost, cv_scores, journal_dir, normalised_rows, primal_scores, progress, SvmProtocol,
-};
-use crate::linear::svm::{Gram, Kernel, Rows};
-use crate::linear::sweep::{sweep, Subset};
+use crate::linear::chains::{run_chains, summarise};
+use crate::linear::lowshot::{draw, import_fair, one_vs_rest, Draw, Sampling};
+use crate::linear::protocol::{journal_dir, normalised_rows, SvmProtocol};
 use crate::report::{Metric, Spread};
 use anyhow::{Context, Result};
 use ndarray::Array2;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -58,16 +52,8 @@ pub enum Extract {
     Drawn,
 }
 
-/// One (sample, k, class) chain's outcome.
-#[derive(Clone, Debug, Serialize)]
-struct ChainResult {
-    /// Test AP per cost (grid order).
-    test_ap: Vec<f64>,
-    /// Honest choice inputs: mean CV AP per cost, or AP on the rows outside the sample.
-    choice_ap: Vec<f64>,
-    /// True when `choice_ap` comes from cross-validation.
-    by_cv: bool,
-}
+/// The sections this task reads besides the shared ones (`[svm]`: the solver and the grid).
+pub const SECTIONS: &[&str] = &["lowshot", "svm"];
 
 /// Runs the low-shot protocol at every tap.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -75,7 +61,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let protocol = SvmProtocol::from_doc(doc)?;
     let cfg: LowShotConfig = config::section(doc, "lowshot")?;
     // The draws are made once, on the whole training split's labels, whatever is extracted.
-    let train_spec = data_spec(doc, "train")?;
+    let train_spec = ctx.setup.data().spec("train")?;
     let full = ctx.setup.dataset(&train_spec)?;
     let classes = full.classes.clone();
     let full_labels = one_vs_rest(dataset_targets(&full)?.view(), classes.len());
@@ -99,7 +85,9 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 classes: classes.clone(),
             };
             let entries = ctx.setup.entries(&subset, ctx.taps)?;
-            let test = ctx.setup.features(&data_spec(doc, "test")?, ctx.taps)?;
+            let test = ctx
+                .setup
+                .features(&ctx.setup.data().spec("test")?, ctx.taps)?;
             Splits {
                 train: (subset, entries),
                 test,
@@ -132,7 +120,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         std::fs::create_dir_all(&journal)?;
         let chains = run_chains(
             &protocol,
-            &cfg,
+            &cfg.k,
             &draws,
             (&train_rows, &train_labels),
             (&test_rows, &test_labels),
@@ -140,7 +128,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             tr.tap.name(),
         )?;
         let tap = tr.tap.name();
-        let summary = summarise(&protocol, &cfg, &chains, classes.len());
+        let summary = summarise(&protocol, &cfg.k, &chains, classes.len());
         for (variant, per_k) in [
             ("paper-choice", &summary.paper),
             ("honest", &summary.honest),
@@ -218,7 +206,12 @@ fn remap(draws: &[Vec<Draw>], full: &Dataset, ids: &[String]) -> Vec<Vec<Draw>> 
 /// The draws per (sample, k position).
 fn draws(cfg: &LowShotConfig, labels: &Array2<i32>, classes: &[String]) -> Result<Vec<Vec<Draw>>> {
     if !cfg.fair_samples.is_empty() {
-        return crate::linear::lowshot::import_fair(Path::new(&cfg.fair_samples), cfg, labels);
+        return import_fair(
+            Path::new(&cfg.fair_samples),
+            cfg.seeds.len(),
+            &cfg.k,
+            labels,
+        );
     }
     cfg.seeds
         .iter()
@@ -238,189 +231,4 @@ fn draws(cfg: &LowShotConfig, labels: &Array2<i32>, classes: &[String]) -> Resul
                 .collect()
         })
         .collect()
-}
-
-/// Trains every (sample, k, class) chain over the cost grid.
-fn run_chains(
-    protocol: &SvmProtocol,
-    cfg: &LowShotConfig,
-    draws: &[Vec<Draw>],
-    (train, train_labels): (&Rows, &Array2<i32>),
-    (test, test_labels): (&Rows, &Array2<i32>),
-    journal: &Path,
-    tap: &str,
-) -> Result<Vec<(usize, usize, usize, ChainResult)>> {
-    let (order, sorted) = protocol.ascending();
-    let params = protocol.params();
-    let nc = train_labels.ncols();
-    // Small sets: every chain gathers its kernel from the Gram and cross products.
-    let small = train.len() <= protocol.gram_max_rows && test.len() <= protocol.gram_max_rows;
-    let grams = if small {
-        Some((
-            Gram::of(train, protocol.gram_precision).context("cannot compute the Gram matrix")?,
-            Gram::cross(test, train, protocol.gram_precision)
-                .context("cannot compute the test cross products")?,
-        ))
-    } else {
-        None
-    };
-    let jobs: Vec<(usize, usize, usize)> = (0..draws.len())
-        .flat_map(|s| (0..cfg.k.len()).flat_map(move |k| (0..nc).map(move |c| (s, k, c))))
-        .collect();
-    let per_chain =
-        |k: usize| sorted.len() * (1 + usize::from(cfg.k[k] >= protocol.folds) * protocol.folds);
-    let units: usize = jobs.iter().map(|&(_, k, _)| per_chain(k)).sum();
-    let bar = progress(units, &format!("low-shot {tap}"));
-    let tick = || bar.inc(1);
-    let all_test: Vec<usize> = (0..test.len()).collect();
-    let results = jobs
-        .par_iter()
-        .map(|&(s, k, c)| {
-            let rows = &draws[s][k].rows[c];
-            let positive: Vec<bool> = rows.iter().map(|&i| train_labels[[i, c]] > 0).collect();
-            let by_cv = cfg.k[k] >= protocol.folds;
-            // The training images outside the sample choose the cost only when k is too
-            // small for cross-validation.
-            let outside: Vec<usize> = if by_cv {
-                Vec::new()
-            } else {
-                let in_sample: std::collections::HashSet<usize> = rows.iter().copied().collect();
-                (0..train.len())
-                    .filter(|i| !in_sample.contains(i) && train_labels[[*i, c]] != 0)
-                    .collect()
-            };
-            let local: Vec<usize> = (0..rows.len()).collect();
-            let compact = grams.as_ref().map(|(g, cross)| {
-                (
-                    g.gather(rows, rows),
-                    cross.gather(&all_test, rows),
-                    g.gather(&outside, rows),
-                )
-            });
-            let subset = match &compact {
-                Some((g, _, _)) => Subset {
-                    kernel: Kernel::Gram(g),
-                    index: &local,
-                    positive: &positive,
-                },
-                None => Subset {
-                    kernel: Kernel::Primal(train),
-                    index: rows,
-                    positive: &positive,
-                },
-            };
-            let test_col: Vec<i32> = test_labels.column(c).to_vec();
-            let out_col: Vec<i32> = outside.iter().map(|&i| train_labels[[i, c]]).collect();
-            let stem = format!("ls_s{s}_k{}_c{c}", cfg.k[k]);
-            let points = sweep(
-                &subset,
-                &sorted,
-                &params,
-                protocol.warm_start,
-                |j| protocol.seed(&[s, cfg.k[k], c], j),
-                &journal.join(format!("{stem}.state")),
-                |_, sol| {
-                    let (test_scores, out_scores) = match &compact {
-                        Some((_, cross, outside_cross)) => (
-                            sol.decisions(cross),
-                            (!by_cv).then(|| sol.decisions(outside_cross)),
-                        ),
-                        None => (
-                            primal_scores(sol, train, test, &all_test),
-                            (!by_cv).then(|| primal_scores(sol, train, train, &outside)),
-                        ),
-                    };
-                    let mut v = vec![voc_ap(&test_scores, &test_col)];
-                    v.extend(out_scores.map(|o| voc_ap(&o, &out_col)));
-                    v
-                },
-                &tick,
-            )?;
-            let mut test_ap = vec![0.0; sorted.len()];
-            let mut choice_ap = vec![0.0; sorted.len()];
-            for (j, p) in points.iter().enumerate() {
-                test_ap[order[j]] = p.scores[0];
-                if !by_cv {
-                    choice_ap[order[j]] = p.scores.get(1).copied().unwrap_or(0.0);
-                }
-            }
-            if by_cv {
-                choice_ap =
-                    cv_scores(protocol, &subset, &[s, cfg.k[k], c], journal, &stem, &tick)?.0;
-            }
-            Ok((
-                s,
-                k,
-                c,
-                ChainResult {
-                    test_ap,
-                    choice_ap,
-                    by_cv,
-                },
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    bar.finish_and_clear();
-    Ok(results)
-}
-
-/// mAPs per k position over the samples, for both cost choices.
-struct Summary {
-    paper: Vec<Vec<f64>>,
-    paper_costs: Vec<f64>,
-    honest: Vec<Vec<f64>>,
-}
-
-fn summarise(
-    protocol: &SvmProtocol,
-    cfg: &LowShotConfig,
-    chains: &[(usize, usize, usize, ChainResult)],
-    nc: usize,
-) -> Summary {
-    let samples = chains.iter().map(|c| c.0 + 1).max().unwrap_or(0);
-    let costs = protocol.costs.len();
-    let mut paper = Vec::new();
-    let mut paper_costs = Vec::new();
-    let mut honest = Vec::new();
-    for k in 0..cfg.k.len() {
-        // map[s][cost]: mean test AP over classes.
-        let mut map = vec![vec![0.0; costs]; samples];
-        let mut fixed = vec![vec![0.0; costs]; samples];
-        for (s, _, _, r) in chains.iter().filter(|c| c.1 == k) {
-            for j in 0..costs {
-                map[*s][j] += 100.0 * r.test_ap[j] / nc as f64;
-                fixed[*s][j] += r.choice_ap[j] / nc as f64;
-            }
-        }
-        let mean: Vec<f64> = (0..costs)
-            .map(|j| map.iter().map(|m| m[j]).sum::<f64>() / samples as f64)
-            .collect();
-        let best = best_cost(&mean);
-        paper.push(map.iter().map(|m| m[best]).collect());
-        paper_costs.push(protocol.costs[best]);
-        honest.push(
-            (0..samples)
-                .map(|s| {
-                    let sample_fixed = best_cost(&fixed[s]);
-                    chains
-                        .iter()
-                        .filter(|c| c.0 == s && c.1 == k)
-                        .map(|(_, _, _, r)| {
-                            let j = if r.by_cv {
-                                best_cost(&r.choice_ap)
-                            } else {
-                                sample_fixed
-                            };
-                            100.0 * r.test_ap[j] / nc as f64
-                        })
-                        .sum()
-                })
-                .collect(),
-        );
-    }
-    Summary {
-        paper,
-        paper_costs,
-        honest,
-    }
 }

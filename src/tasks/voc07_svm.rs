@@ -2,56 +2,17 @@
 //! SVM per class on the cached features of the train split, the cost chosen by
 //! cross-validation, scored on the test split (protocols.md section 2).
 
-use super::{cache_ref, data_spec, RunContext, TaskOutput};
-use crate::data::Dataset;
-use crate::features::extract::Extracted;
+use super::{RunContext, Splits, TaskOutput};
 use crate::linear::protocol::{
-    cross_validated, journal_dir, mean_ap_percent, normalised_rows, SvmProtocol,
+    cross_validated, journal_dir, mean_ap_percent, normalised_rows, ClassResult, SvmProtocol,
 };
-use crate::report::Metric;
-use anyhow::{bail, Context, Result};
+use crate::report::{DetailTable, Metric};
+use anyhow::Result;
 use serde_json::json;
 use std::time::Instant;
 
-/// The cached features of a task's train and test splits.
-pub struct Splits {
-    /// The train split and its entries (one per tap).
-    pub train: (Dataset, Vec<Extracted>),
-    /// The test split and its entries.
-    pub test: (Dataset, Vec<Extracted>),
-}
-
-impl Splits {
-    /// Extracts (or finds) `data.train` and `data.test` at the run's taps and checks that the
-    /// two splits share their classes.
-    pub fn load(ctx: &RunContext) -> Result<Splits> {
-        let doc = &ctx.setup.doc;
-        let (train_spec, test_spec) = (data_spec(doc, "train")?, data_spec(doc, "test")?);
-        let open = |spec: &str| {
-            ctx.setup.features(spec, ctx.taps).with_context(|| {
-                format!("cannot use {spec}: point the task at your copy with --set data.root=DIR")
-            })
-        };
-        let (train, test) = (open(&train_spec)?, open(&test_spec)?);
-        if train.0.classes != test.0.classes {
-            bail!(
-                "{train_spec} and {test_spec} have different classes ({} vs {}): set the same \
-                 data.classes for both",
-                train.0.classes.len(),
-                test.0.classes.len()
-            );
-        }
-        Ok(Splits { train, test })
-    }
-
-    /// The cache references of both splits.
-    pub fn cache_refs(&self) -> Vec<crate::report::CacheRef> {
-        [&self.train, &self.test]
-            .iter()
-            .flat_map(|(d, es)| es.iter().map(|e| cache_ref(&d.spec, e)))
-            .collect()
-    }
-}
+/// The sections this task reads besides the shared ones.
+pub const SECTIONS: &[&str] = &["svm"];
 
 /// Runs the SVM protocol at every tap.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -92,6 +53,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             tr.tap.name(),
             results.len()
         );
+        out.tables.push(per_class(tr.tap.name(), &results));
         out.metrics.push(Metric {
             tap: tr.tap.name().to_string(),
             name: "mAP".into(),
@@ -116,4 +78,25 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         (started.elapsed().as_secs_f64() - extract_s).into(),
     );
     Ok(out)
+}
+
+/// The per-class table of a tap: class, chosen cost, CV AP at that cost, test AP (percent).
+fn per_class(tap: &str, results: &[ClassResult]) -> DetailTable {
+    DetailTable {
+        title: format!("{tap}: per class"),
+        columns: ["class", "cost", "CV AP", "test AP"]
+            .map(String::from)
+            .to_vec(),
+        rows: results
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    serde_json::Value::from(c.cost).to_string(),
+                    format!("{:.1}", 100.0 * c.cv_ap_chosen),
+                    format!("{:.1}", 100.0 * c.test_ap),
+                ]
+            })
+            .collect(),
+    }
 }

@@ -4,7 +4,7 @@
 //! new one, never half of one. Every random draw of a run derives from (seed, step, image),
 //! so the step and the seed are the whole random state.
 
-use crate::features::partial::write_atomic;
+use crate::atomic::write_atomic;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};

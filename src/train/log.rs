@@ -1,129 +1,130 @@
-//! The training log: one CSV row per logged step (loss, pretext accuracy, learning rate,
-//! throughput), kept consistent with the checkpoint a run resumes from, and PNG curves of
-//! the loss and the accuracy.
+//! The one training log: a CSV file of rows, one per logged step or update, kept consistent
+//! with the checkpoint a run resumes from (rows logged after it are dropped, as their steps
+//! are redone). Each training loop brings its row type; plots are drawn by their owners.
 
-use crate::report::plot;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The CSV header.
-pub const HEADER: &str = "step,loss,accuracy,lr,images_per_s,seconds";
-
-/// One logged step.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LogRow {
-    /// Steps completed.
-    pub step: usize,
-    /// Mean training loss over the steps since the previous row.
-    pub loss: f64,
-    /// Mean pretext accuracy (percent) over the same steps.
-    pub accuracy: f64,
-    /// Learning rate of the last of them.
-    pub lr: f64,
-    /// Source images per second over them (data loading included).
-    pub images_per_s: f64,
-    /// Wall-clock seconds of training so far in this process.
-    pub seconds: f64,
+/// One row of a training log, written and read back as a CSV line.
+pub trait LogRow: Sized {
+    /// The CSV header line (without its newline).
+    const HEADER: &'static str;
+    /// The step (or update) the row was logged at; a resume keeps the rows up to its step.
+    fn step(&self) -> usize;
+    /// The row as a CSV line (without its newline).
+    fn to_csv(&self) -> String;
+    /// A CSV line back as a row, `None` when it is not one.
+    fn parse(line: &str) -> Option<Self>;
 }
 
-/// The log of one run: `<out>/log.csv`, `<out>/loss.png`, `<out>/accuracy.png`.
-pub struct TrainLog {
-    dir: PathBuf,
-    rows: Vec<LogRow>,
+/// A CSV training log at one path.
+pub struct CsvLog<R> {
+    path: PathBuf,
+    rows: Vec<R>,
 }
 
-impl TrainLog {
-    /// Opens the log of the run in `dir`, keeping only the rows up to `resume_step` (the rows
-    /// of steps a killed run logged after its last checkpoint are dropped, as they are redone).
-    pub fn open(dir: &Path, resume_step: usize) -> Result<Self> {
-        let path = dir.join("log.csv");
-        let mut rows = Vec::new();
-        if resume_step > 0 && path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            for line in text.lines().skip(1) {
-                let v: Vec<f64> = line.split(',').filter_map(|x| x.parse().ok()).collect();
-                if let [step, loss, accuracy, lr, images_per_s, seconds] = v[..] {
-                    if (step as usize) <= resume_step {
-                        rows.push(LogRow {
-                            step: step as usize,
-                            loss,
-                            accuracy,
-                            lr,
-                            images_per_s,
-                            seconds,
-                        });
-                    }
-                }
-            }
-        }
+impl<R: LogRow> CsvLog<R> {
+    /// Opens the log at `path`, keeping only the rows up to `resume_step` (a fresh run, at
+    /// step 0, starts an empty log), and rewrites it atomically.
+    pub fn open(path: &Path, resume_step: usize) -> Result<Self> {
+        let rows = match resume_step {
+            0 => Vec::new(),
+            _ => Self::read(path)?
+                .into_iter()
+                .filter(|r| r.step() <= resume_step)
+                .collect(),
+        };
         let log = Self {
-            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
             rows,
         };
-        log.rewrite()?;
+        let mut text = format!("{}\n", R::HEADER);
+        for r in &log.rows {
+            text.push_str(&r.to_csv());
+            text.push('\n');
+        }
+        crate::atomic::write_atomic(&log.path, text.as_bytes())?;
         Ok(log)
     }
 
-    fn rewrite(&self) -> Result<()> {
-        let mut text = format!("{HEADER}\n");
-        for r in &self.rows {
-            text += &line(r);
+    /// Reads a log (no file: no rows), naming the file and line of a malformed row.
+    pub fn read(path: &Path) -> Result<Vec<R>> {
+        if !path.exists() {
+            return Ok(Vec::new());
         }
-        crate::features::partial::write_atomic(&self.dir.join("log.csv"), text.as_bytes())
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        text.lines()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                R::parse(l).with_context(|| {
+                    format!(
+                        "{} line {} is not a row of `{}`; delete the run folder to start over",
+                        path.display(),
+                        i + 1,
+                        R::HEADER
+                    )
+                })
+            })
+            .collect()
     }
 
-    /// Appends a row to the CSV.
-    pub fn push(&mut self, row: LogRow) -> Result<()> {
-        let path = self.dir.join("log.csv");
-        let mut f = std::fs::OpenOptions::new()
+    /// Appends a row.
+    pub fn push(&mut self, row: R) -> Result<()> {
+        let mut file = std::fs::OpenOptions::new()
             .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot append to {}", path.display()))?;
-        f.write_all(line(&row).as_bytes())?;
+            .open(&self.path)
+            .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        writeln!(file, "{}", row.to_csv())?;
         self.rows.push(row);
         Ok(())
     }
 
     /// The rows so far.
-    pub fn rows(&self) -> &[LogRow] {
+    pub fn rows(&self) -> &[R] {
         &self.rows
-    }
-
-    /// Writes `loss.png` and `accuracy.png` (pretext accuracy against `chance`, in percent).
-    pub fn plot(&self, title: &str, chance: f64) -> Result<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let series = |f: fn(&LogRow) -> f64| -> Vec<(f64, f64)> {
-            self.rows.iter().map(|r| (r.step as f64, f(r))).collect()
-        };
-        plot::curves(
-            &format!("{title}: training loss"),
-            &[("loss".into(), series(|r| r.loss))],
-            "step",
-            "loss",
-            &self.dir.join("loss.png"),
-        )?;
-        let last = self.rows.last().map_or(0.0, |r| r.step as f64);
-        let first = self.rows.first().map_or(0.0, |r| r.step as f64);
-        plot::curves(
-            &format!("{title}: pretext accuracy"),
-            &[
-                ("accuracy".into(), series(|r| r.accuracy)),
-                ("chance".into(), vec![(first, chance), (last, chance)]),
-            ],
-            "step",
-            "accuracy (%)",
-            &self.dir.join("accuracy.png"),
-        )
     }
 }
 
-fn line(r: &LogRow) -> String {
-    format!(
-        "{},{:.6},{:.4},{:.6e},{:.3},{:.3}\n",
-        r.step, r.loss, r.accuracy, r.lr, r.images_per_s, r.seconds
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Row(usize, f64);
+
+    impl LogRow for Row {
+        const HEADER: &'static str = "step,loss";
+        fn step(&self) -> usize {
+            self.0
+        }
+        fn to_csv(&self) -> String {
+            format!("{},{:.3}", self.0, self.1)
+        }
+        fn parse(line: &str) -> Option<Self> {
+            let (s, l) = line.split_once(',')?;
+            Some(Row(s.parse().ok()?, l.parse().ok()?))
+        }
+    }
+
+    #[test]
+    fn a_resume_keeps_the_rows_up_to_its_step_and_a_bad_row_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let mut log = CsvLog::<Row>::open(&path, 0).unwrap();
+        for s in 1..=5 {
+            log.push(Row(s, s as f64 / 2.0)).unwrap();
+        }
+        let resumed = CsvLog::<Row>::open(&path, 3).unwrap();
+        assert_eq!(resumed.rows(), &[Row(1, 0.5), Row(2, 1.0), Row(3, 1.5)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "step,loss\n1,0.500\n2,1.000\n3,1.500\n");
+        assert!(CsvLog::<Row>::open(&path, 0).unwrap().rows().is_empty());
+        std::fs::write(&path, "step,loss\n1,x\n").unwrap();
+        let err = format!("{:#}", CsvLog::<Row>::read(&path).unwrap_err());
+        assert!(err.contains("line 2") && err.contains("log.csv"), "{err}");
+    }
 }

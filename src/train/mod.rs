@@ -1,25 +1,15 @@
-//! Training machinery for the pretext tasks: the parameter registry, optimisers, learning-rate
-//! schedules, atomic checkpoints with exact resume, the training log, and the layers whose
-//! backward candle lacks.
+//! The one training kit of every loop that trains (pretext training, navigation agents, the
+//! linear probes, and the detection and surface-normal tasks to come): the parameter
+//! registry, optimisers, learning-rate schedules, atomic checkpoints behind one resume guard,
+//! the shared `[run]` section, one CSV log over a row type, and the batch-ahead prefetcher.
+//! It imports nothing above it: no report, no features, no task.
 
 pub mod checkpoint;
 pub mod log;
 pub mod optim;
 pub mod params;
 pub mod pool;
+pub mod prefetch;
+pub mod run_dir;
+pub mod run_section;
 pub mod schedule;
-
-/// A progress bar over `len` units of long work (`what`: "pretraining"; `unit`: "steps"),
-/// showing the rate, the time left and a message.
-pub fn progress(len: u64, what: &str, unit: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    let template = format!(
-        "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{per_sec}}  eta {{eta}}  {{msg}}"
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar
-}

@@ -1,0 +1,127 @@
+//! The one resume guard of every training loop (pretext training, navigation agents, and the
+//! dense tasks to come): a run folder refuses to be trained again without `--resume`,
+//! refuses a resume under another configuration, reloads the parameters and the optimiser's
+//! moments of its latest checkpoint, and saves new ones.
+
+use super::checkpoint::{Checkpoints, TrainState, STATE_SCHEMA};
+use super::optim::Optimizer;
+use super::params::Params;
+use anyhow::{bail, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A digest of the parts of a configuration that shape a run's trajectory (sha256 over the
+/// parts in order, 16 hex digits), stored in each checkpoint so that only the run that
+/// wrote a checkpoint resumes it.
+pub fn config_digest<P: AsRef<[u8]>>(parts: impl IntoIterator<Item = P>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_ref());
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// How a run folder is opened.
+pub struct RunSpec<'a> {
+    /// What trains there, for messages ("pretext", "navigation").
+    pub what: &'a str,
+    /// The run seed, recorded in each checkpoint and checked on resume.
+    pub seed: u64,
+    /// [`config_digest`] of the run's configuration.
+    pub digest: String,
+    /// Checkpoints kept.
+    pub keep: usize,
+    /// Continue from the latest checkpoint.
+    pub resume: bool,
+    /// The run's log file: its presence, like a checkpoint's, marks the folder as used.
+    pub log: &'a str,
+}
+
+/// A training run's folder with its checkpoints.
+pub struct RunDir {
+    dir: PathBuf,
+    checkpoints: Checkpoints,
+    seed: u64,
+    digest: String,
+}
+
+impl RunDir {
+    /// Opens the run in `dir`. Without `resume`, a folder that holds a run (a checkpoint or
+    /// the log) is refused; with it, the latest checkpoint's parameters and optimiser moments
+    /// are loaded into `params` and `optim`. Returns the folder and the step to start at.
+    pub fn open(
+        dir: &Path,
+        spec: RunSpec,
+        params: &Params,
+        optim: &mut Optimizer,
+    ) -> Result<(Self, usize)> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let checkpoints = Checkpoints::new(dir, spec.keep);
+        let latest = checkpoints.latest()?;
+        let run = Self {
+            dir: dir.to_path_buf(),
+            checkpoints,
+            seed: spec.seed,
+            digest: spec.digest,
+        };
+        if !spec.resume {
+            if let Some(ck) = &latest {
+                bail!(
+                    "{} already holds a {} run (checkpoint at step {}): pass --resume to continue \
+                     it, or choose another --out",
+                    dir.display(),
+                    spec.what,
+                    ck.state.step
+                );
+            }
+            if dir.join(spec.log).exists() {
+                bail!(
+                    "{} already holds a {} run ({}): pass --resume to continue it, or choose \
+                     another --out",
+                    dir.display(),
+                    spec.what,
+                    spec.log
+                );
+            }
+            return Ok((run, 0));
+        }
+        let Some(ck) = latest else {
+            return Ok((run, 0));
+        };
+        if ck.state.config_digest != run.digest || ck.state.seed != run.seed {
+            bail!(
+                "{} was written under another configuration (digest {}, seed {}; here {}, seed \
+                 {}): resume with the same config, backbone and tap, or choose another --out",
+                ck.dir.display(),
+                ck.state.config_digest,
+                ck.state.seed,
+                run.digest,
+                run.seed
+            );
+        }
+        params.load(&ck.model, &ck.dir.join("model.safetensors"))?;
+        optim.load_state(&ck.optimizer, ck.state.optimizer_steps)?;
+        eprintln!("resuming {} from step {}", dir.display(), ck.state.step);
+        Ok((run, ck.state.step))
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Saves a checkpoint after `step` steps.
+    pub fn save(&self, step: usize, params: &Params, optim: &Optimizer) -> Result<()> {
+        let state = TrainState {
+            schema: STATE_SCHEMA.to_string(),
+            step,
+            seed: self.seed,
+            config_digest: self.digest.clone(),
+            optimizer_steps: optim.steps(),
+        };
+        self.checkpoints
+            .save(&state, &params.tensors()?, &optim.state())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! The `[run]` section that the trainable tasks share (navigation now, detection and normals
+//! next): seeds, checkpoint cadence, logging and resume.
+
+use serde::Deserialize;
+
+/// `[run]`: seeds, checkpoints, logging.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Independent runs per tap (seeds 0..seeds).
+    pub seeds: usize,
+    /// Checkpoint every this many steps (PPO updates for navigation).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept per run.
+    pub keep_checkpoints: usize,
+    /// Curve resolution: steps are averaged in windows of this many.
+    pub log_every: usize,
+    /// Continue each run from its last checkpoint (`sslbench run --resume`).
+    #[serde(default)]
+    pub resume: bool,
+}
