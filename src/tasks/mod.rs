@@ -11,7 +11,7 @@ pub mod linear_probe;
 pub mod lowshot;
 mod runner;
 mod setup;
-pub mod voc07_svm;
+pub mod svm;
 
 pub use runner::{run_file, taps, RunRequest};
 pub use setup::{DataSection, Setup, Splits};
@@ -55,7 +55,7 @@ impl TaskKind {
     pub fn sections(self) -> &'static [&'static str] {
         match self {
             TaskKind::Features => features::SECTIONS,
-            TaskKind::Svm => voc07_svm::SECTIONS,
+            TaskKind::Svm => svm::SECTIONS,
             TaskKind::Lowshot => lowshot::SECTIONS,
             TaskKind::LinearProbe => linear_probe::SECTIONS,
             TaskKind::Navigation => crate::nav::SECTIONS,
@@ -66,7 +66,7 @@ impl TaskKind {
     pub fn run(self, ctx: &RunContext) -> Result<TaskOutput> {
         match self {
             TaskKind::Features => features::run(ctx),
-            TaskKind::Svm => voc07_svm::run(ctx),
+            TaskKind::Svm => svm::run(ctx),
             TaskKind::Lowshot => lowshot::run(ctx),
             TaskKind::LinearProbe => linear_probe::run(ctx),
             TaskKind::Navigation => crate::nav::run(ctx),
