@@ -8,7 +8,6 @@ pub mod config;
 pub mod data;
 pub mod features;
 pub mod linear;
-pub mod nav;
 pub mod pretext;
 pub mod progress;
 pub mod report;

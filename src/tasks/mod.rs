@@ -9,6 +9,7 @@
 pub mod features;
 pub mod linear_probe;
 pub mod lowshot;
+pub mod navigation;
 mod runner;
 mod setup;
 pub mod svm;
@@ -58,7 +59,7 @@ impl TaskKind {
             TaskKind::Svm => svm::SECTIONS,
             TaskKind::Lowshot => lowshot::SECTIONS,
             TaskKind::LinearProbe => linear_probe::SECTIONS,
-            TaskKind::Navigation => crate::nav::SECTIONS,
+            TaskKind::Navigation => navigation::SECTIONS,
         }
     }
 
@@ -69,7 +70,7 @@ impl TaskKind {
             TaskKind::Svm => svm::run(ctx),
             TaskKind::Lowshot => lowshot::run(ctx),
             TaskKind::LinearProbe => linear_probe::run(ctx),
-            TaskKind::Navigation => crate::nav::run(ctx),
+            TaskKind::Navigation => navigation::run(ctx),
         }
     }
 }
