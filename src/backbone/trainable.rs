@@ -142,7 +142,7 @@ impl ConvLayer for TrainConv {
         }
     }
 
-    /// The differentiable max-pool of [`crate::train::pool`] (candle's has no backward
+    /// The differentiable max-pool of [`sslbench_ops::max_pool2d`] (candle's has no backward
     /// when kernel != stride).
     fn max_pool(
         x: &Tensor,
@@ -150,7 +150,7 @@ impl ConvLayer for TrainConv {
         stride: usize,
         pad: usize,
     ) -> candle_core::Result<Tensor> {
-        crate::train::pool::max_pool2d(x, kernel, stride, pad)
+        sslbench_ops::max_pool2d(x, kernel, stride, pad)
     }
 }
 

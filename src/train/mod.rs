@@ -8,7 +8,6 @@ pub mod checkpoint;
 pub mod log;
 pub mod optim;
 pub mod params;
-pub mod pool;
 pub mod prefetch;
 pub mod run_dir;
 pub mod run_section;

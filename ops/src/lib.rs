@@ -1,0 +1,10 @@
+//! sslbench-ops: the tensor ops below sslbench's trunks, flat like candle-nn's `lib.rs`.
+//!
+//! Each op is a candle op with its backward (through autograd or, for the engine's kernels
+//! to come, a custom op), and keeps a slow, obviously correct reference beside it for the
+//! tests, in candle-nn's way (`*_slow`). This crate depends on candle only: it never reads a
+//! config and knows no trunk, feature cache or task.
+
+pub mod pool;
+
+pub use pool::max_pool2d;
