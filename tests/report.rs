@@ -31,6 +31,7 @@ fn result(
         taps: metrics.iter().map(|m| m.tap.clone()).collect(),
         cache: vec![],
         metrics,
+        tables: vec![],
         details: serde_json::json!({}),
         timings: serde_json::json!({}),
     }

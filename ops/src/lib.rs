@@ -5,6 +5,10 @@
 //! tests, in candle-nn's way (`*_slow`). This crate depends on candle only: it never reads a
 //! config and knows no trunk, feature cache or task.
 
+pub mod conv;
+pub mod layout;
 pub mod pool;
 
-pub use pool::max_pool2d;
+pub use conv::{conv2d, conv2d_slow, ConvInit, ConvSpec};
+pub use layout::{from_channel_major, pad_spatial, to_channel_major};
+pub use pool::{avg_pool_padded, global_avg_pool, max_pool2d};

@@ -1,11 +1,13 @@
-//! A max-pool with a backward pass for any kernel, stride and padding. candle's own
-//! `max_pool2d` differentiates only when kernel == stride, which the ResNet stem (3x3,
+//! Pools: a max-pool with a backward pass for any kernel, stride and padding, the padded
+//! average pool and the global average pool of the trunks.
+//!
+//! candle's own `max_pool2d` differentiates only when kernel == stride, which the ResNet stem (3x3,
 //! stride 2, padding 1) is not (dependencies.md). Here the pool is the element-wise maximum
 //! of the kernel's k x k shifted, strided views of the padded input, so autograd goes through
 //! `maximum` (a tie shares the gradient between its arguments; PyTorch gives it all to the
 //! first, which is an equally valid subgradient).
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result, Tensor, D};
 
 /// `x` (N x C x H x W) padded by `pad` on each side of H and W with `value`.
 fn pad_with(x: &Tensor, pad: usize, value: f64) -> Result<Tensor> {
@@ -69,6 +71,16 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
         }
     }
     out.ok_or_else(|| candle_core::Error::Msg("max_pool2d: empty kernel".into()))
+}
+
+/// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`).
+pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    crate::layout::pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride)
+}
+
+/// Global average pool of a map over its two spatial dimensions (C x N x H x W -> C x N).
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(D::Minus1)?.mean(D::Minus1)
 }
 
 #[cfg(test)]

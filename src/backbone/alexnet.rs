@@ -2,13 +2,11 @@
 //! variant as VISSL's `alexnet_jigsaw` stores it (96-256-384-384-256, 227 input, conv1
 //! stride 2, grouped convs, LRN after pools 1-2, batch norm on conv3-5).
 
-use super::layers::{
-    from_channel_major, local_response_norm, to_channel_major, ConvInit, ConvLayer, ConvSpec,
-    FrozenConv,
-};
+use super::layers::{local_response_norm, ConvLayer, FrozenConv};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
+use sslbench_ops::{from_channel_major, to_channel_major, ConvInit, ConvSpec};
 
 /// Which published AlexNet layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,6 @@ mod trainable;
 
 pub use alexnet::{AlexNet, AlexNetKind};
 pub use checkpoint::CheckpointFormat;
-pub use layers::{avg_pool_padded, conv2d, from_channel_major, to_channel_major, ConvSpec};
 pub use resnet::{ResNet, ResNetConfig};
 pub use tap::Tap;
 pub use trainable::{BnMode, TrainConv, TrainableBackbone};

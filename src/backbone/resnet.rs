@@ -2,13 +2,11 @@
 //! multiplier applied to every stage (the SwAV/VISSL `resnet50wN` rule: stem 64*w,
 //! bottleneck planes 64*w..512*w, outputs 4x those), and optional dilation of res4/res5.
 
-use super::layers::{
-    from_channel_major, global_avg_pool, to_channel_major, ConvInit, ConvLayer, ConvSpec,
-    FrozenConv,
-};
+use super::layers::{ConvLayer, FrozenConv};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
+use sslbench_ops::{from_channel_major, global_avg_pool, to_channel_major, ConvInit, ConvSpec};
 
 /// Blocks per stage of ResNet-50.
 const DEPTHS: [usize; 4] = [3, 4, 6, 3];

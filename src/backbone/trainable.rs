@@ -4,12 +4,13 @@
 //! The parameters keep their published names, so a trained checkpoint loads into the frozen
 //! [`super::Backbone`] unchanged.
 
-use super::layers::{conv2d, ConvInit, ConvLayer, ConvSpec, BN_EPS};
+use super::layers::{ConvLayer, BN_EPS};
 use super::{with_weights_wrapped, BackboneConfig, Family, Tap, Trunk};
 use crate::train::params::Params;
 use anyhow::Result;
 use candle_core::{Tensor, Var};
 use candle_nn::{Init, VarBuilder};
+use sslbench_ops::{conv2d, ConvInit, ConvSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -230,12 +231,10 @@ mod tests {
                 .map(|(_, v, _)| v.as_tensor().to_vec1::<f32>().unwrap())
                 .unwrap()
         };
-        let stem = crate::backbone::layers::ConvSpec::new(3, 4, 7)
-            .stride(2)
-            .padding(3);
+        let stem = sslbench_ops::ConvSpec::new(3, 4, 7).stride(2).padding(3);
         let w = params.tensors().unwrap()["conv1.weight"].clone();
         let y = conv2d(
-            &crate::backbone::layers::to_channel_major(&x).unwrap(),
+            &sslbench_ops::to_channel_major(&x).unwrap(),
             &w,
             None,
             &stem,

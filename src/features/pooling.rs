@@ -113,10 +113,7 @@ pub fn pool(map: &Tensor, spec: Option<PoolSpec>) -> Result<Tensor> {
                     p.kernel
                 );
             }
-            Ok(
-                crate::backbone::avg_pool_padded(map, p.kernel, p.stride, p.pad)?
-                    .flatten_from(1)?,
-            )
+            Ok(sslbench_ops::avg_pool_padded(map, p.kernel, p.stride, p.pad)?.flatten_from(1)?)
         }
         None => Ok(map.clone()),
     }

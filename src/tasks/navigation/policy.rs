@@ -3,10 +3,10 @@
 //! conv 4x4/2 -> 32 channels -> FC 1024 -> FC 512 -> actor logits and critic value.
 
 use super::config::NavConfig;
-use crate::backbone::{conv2d, from_channel_major, to_channel_major, ConvSpec};
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{GroupNorm, Init, VarBuilder};
+use sslbench_ops::{conv2d, from_channel_major, to_channel_major, ConvSpec};
 
 /// A weight and bias pair.
 struct Affine {
