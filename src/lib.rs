@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod features;
 pub mod linear;
+pub mod metrics;
 pub mod pretext;
 pub mod progress;
 pub mod report;

@@ -4,7 +4,6 @@
 pub mod chains;
 pub mod folds;
 pub mod lowshot;
-pub mod metrics;
 pub mod probe;
 pub mod protocol;
 pub mod simd;

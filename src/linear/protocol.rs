@@ -3,7 +3,7 @@
 //! refit on all of it, and scored on the test set with VOC all-points AP.
 
 use super::folds::{split, stratified_test_folds};
-use super::metrics::{average_precision, voc_ap};
+use crate::metrics::{average_precision, voc_ap};
 use super::simd::dot;
 use super::svm::{Gram, Kernel, Precision, Rows, Solution, SvmParams};
 use super::sweep::{sweep, CostPoint, Subset};

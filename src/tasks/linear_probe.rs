@@ -13,7 +13,7 @@ use crate::data::augment::AugmentConfig;
 use crate::data::{decode, Dataset, ImageError};
 use crate::features::pooling::pool;
 use crate::features::Extracted;
-use crate::linear::metrics::top_k_accuracy;
+use crate::metrics::top_k_accuracy;
 use crate::linear::probe::{Batches, Probe, ProbeConfig, Schedule, TapShape};
 use crate::report::Metric;
 use crate::train::prefetch::with_prefetch;
