@@ -265,7 +265,13 @@ pub fn script_path(cfg: &BridgeConfig) -> Result<PathBuf, EnvError> {
     }
     let io = |context: String| move |source| EnvError::Io { context, source };
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    let partial = dir.join(format!("gym_bridge.py.{}", std::process::id()));
+    // One partial name per call: threads of one process may write the script at once.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let partial = dir.join(format!(
+        "gym_bridge.py.{}.{}",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&partial, GYM_BRIDGE_PY)
         .map_err(io(format!("cannot write {}", partial.display())))?;
     std::fs::rename(&partial, &path).map_err(io(format!("cannot write {}", path.display())))?;
