@@ -302,19 +302,7 @@ fn fit_message(
     unexpected: &[String],
 ) -> String {
     let mut msg = format!("checkpoint {} does not fit {arch}:", path.display());
-    let list = |v: &[String]| {
-        let shown: Vec<&str> = v.iter().take(12).map(String::as_str).collect();
-        let more = v.len().saturating_sub(shown.len());
-        format!(
-            "{}{}",
-            shown.join(", "),
-            if more > 0 {
-                format!(" (+{more} more)")
-            } else {
-                String::new()
-            }
-        )
-    };
+    let list = |v: &[String]| crate::train::params::short_list(v, 12);
     if !report.missing.is_empty() {
         msg += &format!(
             "\n  missing keys ({}): {}",

@@ -3,10 +3,10 @@
 //! refit on all of it, and scored on the test set with VOC all-points AP.
 
 use super::folds::{split, stratified_test_folds};
-use crate::metrics::{average_precision, voc_ap};
 use super::simd::dot;
-use super::svm::{Gram, Kernel, Precision, Rows, Solution, SvmParams};
+use super::svm::{Gram, Kernel, Precision, Rows, Solution, Solver, SvmParams};
 use super::sweep::{sweep, CostPoint, Subset};
+use crate::metrics::{average_precision, voc_ap};
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, ArrayView2};
 use rayon::prelude::*;
@@ -19,18 +19,10 @@ use std::path::{Path, PathBuf};
 pub struct SvmProtocol {
     /// The cost grid, in the order ties are broken (the first best wins).
     pub costs: Vec<f64>,
-    /// Weight of positives (`class_weight={1: 2, -1: 1}`).
-    pub pos_weight: f64,
-    /// Weight of negatives.
-    pub neg_weight: f64,
-    /// Stopping tolerance.
-    pub tol: f64,
-    /// Most passes over the data.
-    pub max_iter: usize,
-    /// Value of the regularised bias feature (`intercept_scaling`).
-    pub bias: f64,
-    /// LIBLINEAR's shrinking heuristic.
-    pub shrinking: bool,
+    /// The solver's settings (weights, tolerance, passes, bias, shrinking), serialised in
+    /// place, so the journal digests of recorded runs stay what they were.
+    #[serde(flatten)]
+    pub solver: Solver,
     /// Start each cost from the previous (smaller) cost's solution.
     pub warm_start: bool,
     /// Cross-validation folds (stratified, unshuffled).
@@ -90,13 +82,8 @@ impl SvmProtocol {
     pub fn params(&self) -> SvmParams {
         SvmParams {
             cost: self.costs[0],
-            pos_weight: self.pos_weight,
-            neg_weight: self.neg_weight,
-            tol: self.tol,
-            max_iter: self.max_iter,
-            bias: self.bias,
-            shrinking: self.shrinking,
             seed: self.seed,
+            solver: self.solver,
         }
     }
 
@@ -386,4 +373,51 @@ pub fn mean_ap_percent(results: &[ClassResult]) -> f64 {
         return 0.0;
     }
     100.0 * results.iter().map(|r| r.test_ap).sum::<f64>() / results.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> toml::Table {
+        crate::config::shipped("voc07_svm.toml").unwrap()
+    }
+
+    /// The journal of the shipped protocol on four recorded inputs is the folder the code
+    /// before the solver settings moved into `Solver` chose (read off its `sslbench svm`
+    /// report): recorded SVM runs resume from their journals.
+    #[test]
+    fn journal_digests_are_those_of_recorded_runs() {
+        let protocol = SvmProtocol::from_doc(&shipped()).unwrap();
+        let inputs = [
+            "df2f27dc38d6d70fdbfd362cfbb4cd500c62c5512f0167bb0395751503830a36",
+            "7c8e66820f9fafd37550ad9f0d8c9da3ae005e406777a9a898635d39442c312f",
+            "10141dd1d69570d9c61423af0b2c280dd6b3615599e24686b4a43212b1b38ee9",
+            "594517d10973c1975b6de0082668a2c2d9440175b1e6a81d62fdeeeafbd73e18",
+        ]
+        .map(String::from);
+        let dir = journal_dir(Path::new("/r"), &inputs, &protocol).unwrap();
+        assert_eq!(
+            dir,
+            Path::new("/r/svm/06133395eec5b1af9c992bec1f43b84c"),
+            "the journal digest moved: recorded SVM runs would start over"
+        );
+    }
+
+    #[test]
+    fn unknown_and_invalid_fields_are_refused() {
+        for bad in [
+            "svm.tols=1e-3",
+            "svm.costs=\"nope\"",
+            "svm.folds=1",
+            "svm.pos_weight=\"x\"",
+        ] {
+            let mut doc = shipped();
+            crate::config::set(&mut doc, bad).unwrap();
+            assert!(SvmProtocol::from_doc(&doc).is_err(), "{bad} was accepted");
+        }
+        let mut doc = shipped();
+        crate::config::set(&mut doc, "svm.tol=1e-3").unwrap();
+        assert_eq!(SvmProtocol::from_doc(&doc).unwrap().solver.tol, 1e-3);
+    }
 }

@@ -53,12 +53,11 @@ impl Rows {
     }
 }
 
-/// The solver's parameters (LIBLINEAR / `LinearSVC` names).
+/// The solver's settings that hold for a whole protocol (LIBLINEAR / `LinearSVC` names).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SvmParams {
-    /// The cost C.
-    pub cost: f64,
-    /// Weight of positive examples: their cost is `cost * pos_weight`.
+pub struct Solver {
+    /// Weight of positive examples: their cost is `cost * pos_weight`
+    /// (`class_weight={1: 2, -1: 1}`).
     pub pos_weight: f64,
     /// Weight of negative examples.
     pub neg_weight: f64,
@@ -66,12 +65,21 @@ pub struct SvmParams {
     pub tol: f64,
     /// Most passes over the data (`max_iter`).
     pub max_iter: usize,
-    /// Value of the bias feature (`intercept_scaling`); 0 trains without a bias.
+    /// Value of the regularised bias feature (`intercept_scaling`); 0 trains without a bias.
     pub bias: f64,
-    /// Shrink the active set (LIBLINEAR always does).
+    /// Shrink the active set (LIBLINEAR's shrinking heuristic; LIBLINEAR always does).
     pub shrinking: bool,
+}
+
+/// The parameters of one training: a cost and a seed over the protocol's solver settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SvmParams {
+    /// The cost C.
+    pub cost: f64,
     /// Seed of the per-pass random order.
     pub seed: u64,
+    /// Everything else.
+    pub solver: Solver,
 }
 
 /// How the solver reaches the training rows: through the features (`w` kept explicitly,
@@ -292,9 +300,9 @@ pub fn train(
         .map(|&p| {
             0.5 / (params.cost
                 * if p {
-                    params.pos_weight
+                    params.solver.pos_weight
                 } else {
-                    params.neg_weight
+                    params.solver.neg_weight
                 })
         })
         .collect();
@@ -304,10 +312,10 @@ pub fn train(
         coef: vec![0.0; n],
         w: vec![0.0; dim],
         wb: 0.0,
-        bias: params.bias,
+        bias: params.solver.bias,
     };
     let qd: Vec<f64> = (0..l)
-        .map(|s| diag[s] + st.sq_norm(s) + params.bias * params.bias)
+        .map(|s| diag[s] + st.sq_norm(s) + params.solver.bias * params.solver.bias)
         .collect();
     let mut alpha = match warm {
         Some(a) if a.len() == l => a.to_vec(),
@@ -325,7 +333,7 @@ pub fn train(
     let mut pg_max_old = f64::INFINITY;
     let mut iterations = 0;
     let mut converged = false;
-    while iterations < params.max_iter {
+    while iterations < params.solver.max_iter {
         let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
         for i in 0..active {
             let j = i + rng.below(active - i);
@@ -337,7 +345,7 @@ pub fn train(
             let g = y[s] * st.margin(s) - 1.0 + alpha[s] * diag[s];
             let mut pg = g;
             if alpha[s] == 0.0 {
-                if params.shrinking && g > pg_max_old {
+                if params.solver.shrinking && g > pg_max_old {
                     active -= 1;
                     index.swap(k, active);
                     continue;
@@ -354,7 +362,7 @@ pub fn train(
             k += 1;
         }
         iterations += 1;
-        if pg_max - pg_min <= params.tol {
+        if pg_max - pg_min <= params.solver.tol {
             if active == l {
                 converged = true;
                 break;
@@ -368,7 +376,7 @@ pub fn train(
     Solution {
         w: matches!(kernel, Kernel::Primal(_)).then_some(st.w),
         coef: st.coef,
-        intercept: st.wb * params.bias,
+        intercept: st.wb * params.solver.bias,
         alpha,
         iterations,
         converged,

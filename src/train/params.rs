@@ -117,17 +117,10 @@ impl Params {
         );
         if !problems.is_empty() {
             problems.sort();
-            let more = problems.len().saturating_sub(8);
-            problems.truncate(8);
             bail!(
-                "{} does not fit this model: {}{}; fix: resume with the config that wrote it",
+                "{} does not fit this model: {}; fix: resume with the config that wrote it",
                 origin.display(),
-                problems.join(", "),
-                if more > 0 {
-                    format!(" (+{more} more)")
-                } else {
-                    String::new()
-                }
+                short_list(&problems, 8)
             );
         }
         Ok(())
@@ -165,5 +158,16 @@ impl SimpleBackend for Recorder {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.source.contains_tensor(name)
+    }
+}
+
+/// The first `shown` of `items`, comma-separated, then `(+N more)` for the rest: how a "does
+/// not fit" message lists names.
+pub fn short_list(items: &[String], shown: usize) -> String {
+    let more = items.len().saturating_sub(shown);
+    let head: Vec<&str> = items.iter().take(shown).map(String::as_str).collect();
+    match more {
+        0 => head.join(", "),
+        n => format!("{} (+{n} more)", head.join(", ")),
     }
 }
