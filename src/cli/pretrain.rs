@@ -2,9 +2,8 @@
 //! writes a checkpoint and a backbone config the benchmark tasks take as they are.
 
 use super::setup::parse_device;
-use crate::config;
 use crate::pretext::config::PretextConfig;
-use crate::pretext::run::{pretrain, Summary};
+use crate::pretext::run::pretrain;
 use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -29,13 +28,6 @@ pub struct PretrainArgs {
     device: String,
 }
 
-/// Reads a pretext config file with overrides applied.
-pub fn load(path: &Path, sets: &[String]) -> Result<PretextConfig> {
-    let mut doc = config::read_table(path)?;
-    config::set_all(&mut doc, sets)?;
-    PretextConfig::from_table(doc).map_err(|e| e.context(format!("in {}", path.display())))
-}
-
 /// The default output folder of a config.
 pub fn default_out(path: &Path) -> PathBuf {
     let stem = path
@@ -47,44 +39,9 @@ pub fn default_out(path: &Path) -> PathBuf {
 
 /// Runs `sslbench pretrain`.
 pub fn run(args: PretrainArgs) -> Result<()> {
-    let cfg = load(&args.config, &args.sets)?;
+    let cfg = PretextConfig::read(&args.config, &args.sets)?;
     let out = args.out.unwrap_or_else(|| default_out(&args.config));
     let summary = pretrain(&cfg, &out, &parse_device(&args.device)?, args.resume)?;
-    print_summary(&summary, &out);
+    println!("{}", summary.describe(&out));
     Ok(())
-}
-
-/// Prints what a run achieved and where its outputs are.
-pub fn print_summary(s: &Summary, out: &Path) {
-    let c = &s.config;
-    println!(
-        "{} pretext, {} x{} ({} parameters), {} training images, {} steps of {}: final loss {:.4}, pretext accuracy {:.1}% (chance {:.1}%)",
-        c.pretext.name(),
-        c.model.arch,
-        c.model.width,
-        s.parameters,
-        s.train_images,
-        s.steps,
-        c.train.batch_size,
-        s.final_loss,
-        s.final_accuracy,
-        s.chance
-    );
-    if let (Some(l), Some(a)) = (s.holdout_loss, s.holdout_accuracy) {
-        println!(
-            "held-out ({} images): loss {l:.4}, pretext accuracy {a:.1}%",
-            s.holdout_images
-        );
-    }
-    if !s.skipped_images.is_empty() {
-        println!(
-            "{} unreadable images were skipped (listed in pretrain.json)",
-            s.skipped_images.len()
-        );
-    }
-    println!(
-        "wrote {} (log.csv, loss.png, accuracy.png, pretrain.json); backbone for the benchmarks: {}",
-        out.display(),
-        s.backbone.display()
-    );
 }

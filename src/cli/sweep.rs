@@ -1,16 +1,11 @@
-//! `sslbench sweep configs/sweeps/<name>.toml`: every task on every backbone, one results
-//! file per pair. Pretext runs listed under `[[pretrain]]` (alone or as a grid over the
-//! paper's axes) are trained first, or resumed when already done, and their trunks join the
-//! backbones. Extraction goes through the feature cache, so each (checkpoint, tap, split) is
-//! computed once however many tasks read it.
+//! `sslbench sweep configs/sweeps/<name>.toml`: every task on every backbone of a sweep file
+//! (see [`crate::sweep`]); the flags go to it as they are.
 
-use super::pretrain::{load, print_summary};
-use super::setup::BackboneArgs;
-use crate::config;
-use anyhow::{Context, Result};
+use super::setup::parse_device;
+use crate::sweep::SweepRequest;
+use anyhow::Result;
 use clap::Args;
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `sslbench sweep`.
 #[derive(Args)]
@@ -34,146 +29,14 @@ pub struct SweepArgs {
     runs: PathBuf,
 }
 
-/// A pretext run of a sweep, or a grid of them.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PretrainEntry {
-    /// The pretext config.
-    config: PathBuf,
-    /// Run name (default: the config's stem); grid points append `_<key>-<value>`.
-    #[serde(default)]
-    name: Option<String>,
-    /// `KEY=VALUE` overrides of the pretext config.
-    #[serde(default)]
-    sets: Vec<String>,
-    /// Axes to sweep: `{ "data.subset" = [1000, 5000], "model.width" = [0.125, 0.25] }`;
-    /// every combination is one run.
-    #[serde(default)]
-    grid: std::collections::BTreeMap<String, Vec<toml::Value>>,
-}
-
-impl PretrainEntry {
-    /// Every (name, overrides) point of the entry.
-    fn points(&self) -> Vec<(String, Vec<String>)> {
-        let base = self.name.clone().unwrap_or_else(|| {
-            self.config
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-        let mut points = vec![(base, self.sets.clone())];
-        for (key, values) in &self.grid {
-            points = points
-                .into_iter()
-                .flat_map(|(name, sets)| {
-                    values.iter().map(move |v| {
-                        let text = match v {
-                            toml::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        let short = key.rsplit('.').next().unwrap_or(key);
-                        let mut sets = sets.clone();
-                        sets.push(format!("{key}={v}"));
-                        (format!("{name}_{short}-{text}"), sets)
-                    })
-                })
-                .collect();
-        }
-        points
-    }
-}
-
-/// A sweep file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Sweep {
-    /// Backbone configs (relative to the sweep file's folder or the working directory).
-    backbones: Vec<PathBuf>,
-    /// Task files.
-    tasks: Vec<PathBuf>,
-    /// Taps for every task (default: each task's own).
-    #[serde(default)]
-    taps: Option<String>,
-    /// `KEY=VALUE` overrides for every run.
-    #[serde(default)]
-    sets: Vec<String>,
-    /// Pretext runs whose trunks join `backbones`.
-    #[serde(default)]
-    pretrain: Vec<PretrainEntry>,
-    /// Printed before the runs start (e.g. how a demo is scaled down from the paper).
-    #[serde(default)]
-    note: Option<String>,
-}
-
 /// Runs `sslbench sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
-    let sweep: Sweep = toml::Value::Table(config::read_table(&args.sweep)?)
-        .try_into()
-        .with_context(|| format!("invalid sweep file {}", args.sweep.display()))?;
-    let base = args.sweep.parent().unwrap_or(Path::new("."));
-    let locate = |p: &PathBuf| -> PathBuf {
-        if p.exists() {
-            p.clone()
-        } else {
-            base.join(p)
-        }
-    };
-    if let Some(note) = &sweep.note {
-        eprintln!("{note}");
-    }
-    let mut sets = sweep.sets.clone();
-    sets.extend(args.sets.iter().cloned());
-    let mut backbones: Vec<PathBuf> = sweep.backbones.iter().map(locate).collect();
-    let device = match sweep.pretrain.is_empty() {
-        true => None,
-        false => Some(super::setup::parse_device(&args.device)?),
-    };
-    for entry in &sweep.pretrain {
-        let config = locate(&entry.config);
-        for (name, overrides) in entry.points() {
-            let out = args.runs.join(&name);
-            eprintln!(
-                "pretraining {name} ({}) into {}",
-                config.display(),
-                out.display()
-            );
-            let cfg = load(&config, &overrides)?;
-            let device = device.as_ref().unwrap_or(&candle_core::Device::Cpu);
-            let summary = crate::pretext::run::pretrain(&cfg, &out, device, true)
-                .with_context(|| format!("sweep pretext run {name}"))?;
-            print_summary(&summary, &out);
-            backbones.push(summary.backbone);
-        }
-    }
-    let total = backbones.len() * sweep.tasks.len();
-    let mut done = 0;
-    for backbone in &backbones {
-        for task in &sweep.tasks {
-            done += 1;
-            let task = locate(task);
-            eprintln!(
-                "[{done}/{total}] {} on {}",
-                task.display(),
-                backbone.display()
-            );
-            let common = BackboneArgs {
-                backbone: backbone.clone(),
-                taps: sweep.taps.clone(),
-                cache: args.cache.clone(),
-                device: args.device.clone(),
-                sets: sets.clone(),
-            };
-            let result =
-                crate::tasks::run_file(common.request(&task, &args.out)?).with_context(|| {
-                    format!("sweep run {} on {}", task.display(), backbone.display())
-                })?;
-            crate::report::write_run(&result, &args.out)?;
-        }
-    }
-    eprintln!(
-        "{total} runs written to {}; compare them with `sslbench table {}/*.json`",
-        args.out.display(),
-        args.out.display()
-    );
-    Ok(())
+    crate::sweep::run(SweepRequest {
+        file: &args.sweep,
+        cache: args.cache.clone(),
+        device: parse_device(&args.device)?,
+        sets: &args.sets,
+        out: &args.out,
+        runs: &args.runs,
+    })
 }

@@ -4,10 +4,10 @@
 //! cross-validation on the sample when k >= folds, else on the training rows outside it).
 
 use super::lowshot::Draw;
-use crate::metrics::voc_ap;
 use super::protocol::{best_cost, cv_scores, primal_scores, trainings_bar, SvmProtocol};
 use super::svm::{Gram, Kernel, Rows};
 use super::sweep::{sweep, Subset};
+use crate::metrics::voc_ap;
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use rayon::prelude::*;

@@ -1,7 +1,8 @@
 //! Linear models on frozen features: the LIBLINEAR-semantics SVM, cross-validation folds,
-//! the metrics (VOC and scikit-learn average precision, top-k), and linear probes.
+//! the SVM protocol and its low-shot chains, and linear probes.
 
 pub mod chains;
+pub mod external;
 pub mod folds;
 pub mod lowshot;
 pub mod probe;

@@ -166,6 +166,13 @@ pub struct PretextConfig {
 }
 
 impl PretextConfig {
+    /// Reads a pretext config file with `sets` overrides applied, and checks it.
+    pub fn read(path: &std::path::Path, sets: &[String]) -> Result<Self> {
+        let mut doc = crate::config::read_table(path)?;
+        crate::config::set_all(&mut doc, sets)?;
+        Self::from_table(doc).map_err(|e| e.context(format!("in {}", path.display())))
+    }
+
     /// Reads a config table (after `--set` overrides) and checks it.
     pub fn from_table(doc: toml::Table) -> Result<Self> {
         let mut cfg: Self = toml::Value::Table(doc)

@@ -76,6 +76,43 @@ pub struct Summary {
     pub backbone: PathBuf,
 }
 
+impl Summary {
+    /// What a run achieved and where its outputs are, for the console.
+    pub fn describe(&self, out: &Path) -> String {
+        let c = &self.config;
+        let mut text = format!(
+            "{} pretext, {} x{} ({} parameters), {} training images, {} steps of {}: final loss {:.4}, pretext accuracy {:.1}% (chance {:.1}%)",
+            c.pretext.name(),
+            c.model.arch,
+            c.model.width,
+            self.parameters,
+            self.train_images,
+            self.steps,
+            c.train.batch_size,
+            self.final_loss,
+            self.final_accuracy,
+            self.chance
+        );
+        if let (Some(l), Some(a)) = (self.holdout_loss, self.holdout_accuracy) {
+            text += &format!(
+                "\nheld-out ({} images): loss {l:.4}, pretext accuracy {a:.1}%",
+                self.holdout_images
+            );
+        }
+        if !self.skipped_images.is_empty() {
+            text += &format!(
+                "\n{} unreadable images were skipped (listed in pretrain.json)",
+                self.skipped_images.len()
+            );
+        }
+        text + &format!(
+            "\nwrote {} (log.csv, loss.png, accuracy.png, pretrain.json); backbone for the benchmarks: {}",
+            out.display(),
+            self.backbone.display()
+        )
+    }
+}
+
 /// Trains `cfg` into `out`. With `resume`, continues from the latest checkpoint there; a
 /// folder that holds a run already is refused without it.
 pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) -> Result<Summary> {
