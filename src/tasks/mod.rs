@@ -63,6 +63,15 @@ impl TaskKind {
         }
     }
 
+    /// Sections the kind renamed (old name, new name), named in the message when a task file
+    /// still holds the old one.
+    pub fn renamed(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            TaskKind::Navigation => navigation::RENAMED,
+            _ => &[],
+        }
+    }
+
     /// Runs the task: the registry.
     pub fn run(self, ctx: &RunContext) -> Result<TaskOutput> {
         match self {
@@ -128,8 +137,15 @@ impl TaskHeader {
         if !unknown.is_empty() {
             let mut valid: Vec<&str> = SHARED_SECTIONS.to_vec();
             valid.extend(own);
+            let hints: String = raw
+                .task
+                .renamed()
+                .iter()
+                .filter(|(old, _)| unknown.contains(old))
+                .map(|(old, new)| format!(" ([{old}] is now [{new}])"))
+                .collect();
             bail!(
-                "unknown section{} {} for task = \"{}\": this kind reads {}",
+                "unknown section{} {}{hints} for task = \"{}\": this kind reads {}",
                 if unknown.len() > 1 { "s" } else { "" },
                 unknown
                     .iter()
@@ -206,6 +222,11 @@ mod tests {
         let err = format!("{:#}", TaskHeader::of(&doc("task = \"svn\"")).unwrap_err());
         assert!(err.contains("lowshot"), "{err}");
         assert!(TaskHeader::of(&doc("taps = \"res4\"")).is_err());
+        let err = format!(
+            "{:#}",
+            TaskHeader::of(&doc("task = \"navigation\"\n[features]\nsize = 16")).unwrap_err()
+        );
+        assert!(err.contains("[features] is now [compress]"), "{err}");
     }
 
     #[test]

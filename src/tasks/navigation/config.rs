@@ -13,8 +13,8 @@ use sslbench_envs::builtin::BuiltinConfig;
 pub struct NavConfig {
     /// `[env]`.
     pub env: EnvSection,
-    /// `[features]`.
-    pub features: FeatureSection,
+    /// `[compress]`.
+    pub compress: CompressSection,
     /// `[policy]`.
     pub policy: PolicySection,
     /// `[ppo]`.
@@ -54,10 +54,10 @@ pub struct EnvSection {
     pub heldout_options: toml::Table,
 }
 
-/// `[features]`: frozen tap -> compress conv -> GroupNorm -> frame stack.
+/// `[compress]`: frozen tap -> compress conv -> GroupNorm -> frame stack.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FeatureSection {
+pub struct CompressSection {
     /// Output channels of the 3x3 compress conv (8).
     pub channels: usize,
     /// GroupNorm groups over those channels.
@@ -139,7 +139,7 @@ impl NavConfig {
     pub fn from_doc(doc: &toml::Table) -> Result<Self> {
         let cfg = Self {
             env: crate::config::section(doc, "env")?,
-            features: crate::config::section(doc, "features")?,
+            compress: crate::config::section(doc, "compress")?,
             policy: crate::config::section(doc, "policy")?,
             ppo: crate::config::section(doc, "ppo")?,
             run: crate::config::section(doc, "run")?,
@@ -152,10 +152,10 @@ impl NavConfig {
     fn validate(&self) -> Result<()> {
         let positive = [
             ("env.envs", self.env.envs),
-            ("features.channels", self.features.channels),
-            ("features.groups", self.features.groups),
-            ("features.size", self.features.size),
-            ("features.stack", self.features.stack),
+            ("compress.channels", self.compress.channels),
+            ("compress.groups", self.compress.groups),
+            ("compress.size", self.compress.size),
+            ("compress.stack", self.compress.stack),
             ("policy.conv_channels", self.policy.conv_channels),
             ("policy.kernel", self.policy.kernel),
             ("policy.stride", self.policy.stride),
@@ -172,17 +172,17 @@ impl NavConfig {
                 bail!("{name} must be positive");
             }
         }
-        if self.features.channels % self.features.groups != 0 {
+        if self.compress.channels % self.compress.groups != 0 {
             bail!(
-                "features.groups = {} does not divide features.channels = {}",
-                self.features.groups,
-                self.features.channels
+                "compress.groups = {} does not divide compress.channels = {}",
+                self.compress.groups,
+                self.compress.channels
             );
         }
-        if self.features.size < self.policy.kernel {
+        if self.compress.size < self.policy.kernel {
             bail!(
-                "features.size = {} is smaller than the policy's kernel {}",
-                self.features.size,
+                "compress.size = {} is smaller than the policy's kernel {}",
+                self.compress.size,
                 self.policy.kernel
             );
         }

@@ -70,7 +70,7 @@ pub fn evaluate(
     let per_env = cfg.eval.episodes.div_ceil(n);
     let actions = venv.spaces().action.n;
     let mut rng = seeded(EVAL_SEED, &[agent.is_some() as u64]);
-    let mut rollout = Rollout::new(n, cfg.features.stack);
+    let mut rollout = Rollout::new(n, cfg.compress.stack);
     let first = venv.reset()?;
     if agent.is_some() {
         train::start(perception, &mut rollout, &first)?;

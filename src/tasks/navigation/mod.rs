@@ -22,4 +22,4 @@ pub mod task;
 pub mod train;
 
 pub use config::NavConfig;
-pub use task::{run, SECTIONS};
+pub use task::{run, RENAMED, SECTIONS};

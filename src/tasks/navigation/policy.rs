@@ -52,9 +52,9 @@ impl Affine {
 pub struct ActorCritic {
     compress: Affine,
     norm: GroupNorm,
-    /// Stride of the compress conv (a tap larger than `features.size`).
+    /// Stride of the compress conv (a tap larger than `compress.size`).
     stride: usize,
-    /// Repeat factor after it (a tap smaller than `features.size`).
+    /// Repeat factor after it (a tap smaller than `compress.size`).
     repeat: usize,
     stack: usize,
     conv: Affine,
@@ -72,7 +72,7 @@ impl ActorCritic {
         actions: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let f = &cfg.features;
+        let f = &cfg.compress;
         let (c, h, w) = tap;
         if h != w {
             bail!("the tap's map is {h}x{w}; the navigation features need a square map (square frames)");
@@ -84,8 +84,8 @@ impl ActorCritic {
         } else {
             bail!(
                 "the tap's map is {h}x{h}, which neither divides nor is a multiple of \
-                 features.size = {}: change transform.size (the frame size fed to the trunk) \
-                 or features.size",
+                 compress.size = {}: change transform.size (the frame size fed to the trunk) \
+                 or compress.size",
                 f.size
             );
         };

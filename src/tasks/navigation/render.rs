@@ -42,7 +42,7 @@ pub fn record(
         EnvKind::Bridge => Player::Other(envs::make_one(&cfg.env, Phase::Heldout)?),
     };
     let mut rng = seeded(EVAL_SEED, &[7]);
-    let mut rollout = Rollout::new(1, cfg.features.stack);
+    let mut rollout = Rollout::new(1, cfg.compress.stack);
     let first = player.env().reset(Some(episode_seed(EVAL_SEED, 0, 0)))?;
     train::start(perception, &mut rollout, std::slice::from_ref(&first))?;
     let mut panels = vec![panel(&first.rgb, player.map())];

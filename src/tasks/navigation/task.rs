@@ -19,7 +19,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 /// The sections this task reads besides the shared ones.
-pub const SECTIONS: &[&str] = &["env", "features", "policy", "ppo", "run", "eval"];
+pub const SECTIONS: &[&str] = &["env", "compress", "policy", "ppo", "run", "eval"];
+
+/// Sections renamed since recorded runs: `[features]` (the compress conv) is `[compress]`.
+pub const RENAMED: &[(&str, &str)] = &[("features", "compress")];
 
 /// Runs the task on every tap of the context.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -149,8 +152,16 @@ fn final_points(curves: &[(String, Vec<Point>)]) -> serde_json::Value {
 fn digest(ctx: &RunContext, tap: Tap) -> Result<String> {
     let doc = &ctx.setup.doc;
     let mut parts: Vec<String> = Vec::new();
-    for key in ["env", "features", "policy", "ppo", "transform"] {
-        parts.push(key.to_string());
+    // `[compress]` is hashed under its label before it was renamed from `[features]`, so
+    // agents trained before the rename resume.
+    for (label, key) in [
+        ("env", "env"),
+        ("features", "compress"),
+        ("policy", "policy"),
+        ("ppo", "ppo"),
+        ("transform", "transform"),
+    ] {
+        parts.push(label.to_string());
         if let Some(mut v) = doc.get(key).cloned() {
             if let Some(t) = v.as_table_mut() {
                 // The training length may grow on resume.

@@ -113,7 +113,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
             &[STREAM_EPISODES, start_update as u64],
         ));
         let mut venv = envs::make(&cfg.env, Phase::Train, episodes)?;
-        let mut rollout = Rollout::new(venv.len(), cfg.features.stack);
+        let mut rollout = Rollout::new(venv.len(), cfg.compress.stack);
         start(run.perception, &mut rollout, &venv.reset()?)?;
         let bar = crate::progress::bar(
             (updates - start_update) as u64,
