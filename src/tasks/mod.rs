@@ -41,6 +41,20 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    /// Every kind, in the order messages list them.
+    pub const ALL: [TaskKind; 5] = [
+        TaskKind::Features,
+        TaskKind::Svm,
+        TaskKind::Lowshot,
+        TaskKind::LinearProbe,
+        TaskKind::Navigation,
+    ];
+
+    /// The kinds' names, comma-separated.
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
     /// The kind's name in task files and results.
     pub fn name(self) -> &'static str {
         match self {
@@ -117,7 +131,10 @@ impl TaskHeader {
     /// shared sections nor the task's own claim (a typo such as `[svmm]` is never ignored).
     pub fn of(doc: &toml::Table) -> Result<TaskHeader> {
         if !doc.contains_key("task") {
-            bail!("no `task = \"...\"` field: name the task kind (features, svm, lowshot, linear_probe, navigation)");
+            bail!(
+                "no `task = \"...\"` field: name the task kind ({})",
+                TaskKind::names()
+            );
         }
         let mut head = toml::Table::new();
         for key in ["task", "taps"] {
@@ -125,9 +142,12 @@ impl TaskHeader {
                 head.insert(key.into(), v.clone());
             }
         }
-        let raw: RawHeader = toml::Value::Table(head)
-            .try_into()
-            .context("invalid task header (`task` must be one of features, svm, lowshot, linear_probe, navigation; `taps` a comma-separated list)")?;
+        let raw: RawHeader = toml::Value::Table(head).try_into().with_context(|| {
+            format!(
+                "invalid task header (`task` must be one of {}; `taps` a comma-separated list)",
+                TaskKind::names()
+            )
+        })?;
         let own = raw.task.sections();
         let unknown: Vec<&str> = doc
             .keys()
@@ -221,6 +241,11 @@ mod tests {
         assert!(TaskHeader::of(&doc("task = \"linear_probe\"\n[svm]\nfolds = 3")).is_err());
         let err = format!("{:#}", TaskHeader::of(&doc("task = \"svn\"")).unwrap_err());
         assert!(err.contains("lowshot"), "{err}");
+        // Every kind's name reads back as the kind.
+        for kind in TaskKind::ALL {
+            let h = TaskHeader::of(&doc(&format!("task = \"{}\"", kind.name()))).unwrap();
+            assert_eq!(h.task, kind);
+        }
         assert!(TaskHeader::of(&doc("taps = \"res4\"")).is_err());
         let err = format!(
             "{:#}",

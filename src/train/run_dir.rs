@@ -8,7 +8,7 @@ use super::optim::Optimizer;
 use super::params::Params;
 use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A digest of the parts of a configuration that shape a run's trajectory (sha256 over the
 /// parts in order, 16 hex digits), stored in each checkpoint so that only the run that
@@ -39,7 +39,6 @@ pub struct RunSpec<'a> {
 
 /// A training run's folder with its checkpoints.
 pub struct RunDir {
-    dir: PathBuf,
     checkpoints: Checkpoints,
     seed: u64,
     digest: String,
@@ -60,7 +59,6 @@ impl RunDir {
         let checkpoints = Checkpoints::new(dir, spec.keep);
         let latest = checkpoints.latest()?;
         let run = Self {
-            dir: dir.to_path_buf(),
             checkpoints,
             seed: spec.seed,
             digest: spec.digest,
@@ -104,11 +102,6 @@ impl RunDir {
         optim.load_state(&ck.optimizer, ck.state.optimizer_steps)?;
         eprintln!("resuming {} from step {}", dir.display(), ck.state.step);
         Ok((run, ck.state.step))
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Saves a checkpoint after `step` steps.
