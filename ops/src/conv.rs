@@ -206,7 +206,7 @@ mod tests {
 
     fn tensor(shape: (usize, usize, usize, usize), phase: f32) -> Tensor {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let v: Vec<f32> = (0..n).map(|i| ((i as f32 * 0.37 + phase).sin())).collect();
+        let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37 + phase).sin()).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
