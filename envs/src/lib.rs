@@ -15,6 +15,7 @@ pub mod bridge;
 pub mod builtin;
 mod env;
 mod error;
+mod rng;
 mod space;
 mod vector;
 

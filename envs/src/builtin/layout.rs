@@ -3,7 +3,7 @@
 //! open), free-standing pillars and furniture blocks, a wall texture per room side, a floor
 //! colour per room. Also the agent's collision test against the plan.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::texture::{guard, hsv};
 use super::BuiltinConfig;
 

@@ -33,7 +33,6 @@ mod map;
 mod nav;
 mod pose;
 mod render;
-mod rng;
 mod texture;
 
 pub use config::{BuiltinConfig, Split};
@@ -48,7 +47,7 @@ use crate::{
 use layout::Layout;
 use nav::NavGrid;
 use render::{Camera, Scene};
-use rng::{hash, Rng};
+use crate::rng::{hash, Rng};
 use texture::TextureBank;
 
 /// Domain constants of the generators: training and held-out plans never share a hash.

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use super::layout::Layout;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Lattice places per cell side.
 const PER_CELL: usize = 2;

@@ -2,7 +2,7 @@
 //! and the palette rules that keep the target's colour unique: no texel, floor or ceiling
 //! colour can pass [`is_target_colour`], however it is shaded.
 
-use super::rng::{hash, Rng};
+use crate::rng::{hash, Rng};
 
 /// Texels per metre along a wall (textures repeat every metre).
 pub(crate) const TEX_U: usize = 64;
