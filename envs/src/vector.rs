@@ -7,6 +7,7 @@
 //! When a simulator dies mid-episode, that episode is discarded (never counted, never
 //! continued): the environment is restarted and the step is marked `aborted`.
 
+use crate::rng::{mix, GOLDEN};
 use rayon::prelude::*;
 
 use crate::{Env, EnvError, Info, Observation, Spaces};
@@ -67,16 +68,9 @@ struct Episode {
 pub fn episode_seed(base: u64, env: usize, episode: u64) -> u64 {
     let mut z = base;
     for v in [env as u64, episode] {
-        z = splitmix(z ^ splitmix(v.wrapping_add(0x9E37_79B9_7F4A_7C15)));
+        z = mix(z ^ mix(v.wrapping_add(GOLDEN)));
     }
     z
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl VecEnv {

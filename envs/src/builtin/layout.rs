@@ -3,9 +3,9 @@
 //! open), free-standing pillars and furniture blocks, a wall texture per room side, a floor
 //! colour per room. Also the agent's collision test against the plan.
 
-use crate::rng::Rng;
 use super::texture::{guard, hsv};
 use super::BuiltinConfig;
+use crate::rng::Rng;
 
 /// The sides of a cell, named by the outward normal of the face: -x, +x, -y, +y.
 pub(crate) const SIDES: [(isize, isize); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];

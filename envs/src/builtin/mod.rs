@@ -41,13 +41,13 @@ pub use texture::{is_target_colour, TARGET_COLOUR};
 
 use std::collections::BTreeMap;
 
+use crate::rng::{hash, Rng};
 use crate::{
     ActionSpace, Env, EnvError, Frame, Info, Observation, ObservationSpace, Spaces, Transition,
 };
 use layout::Layout;
 use nav::NavGrid;
 use render::{Camera, Scene};
-use crate::rng::{hash, Rng};
 use texture::TextureBank;
 
 /// Domain constants of the generators: training and held-out plans never share a hash.
