@@ -166,3 +166,34 @@ fn cache_commands_and_run_write_what_they_say() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("no cache entry matches"));
 }
+
+/// A typo in a section name is refused before any work, naming the section and the valid
+/// ones; an old section name says what it is called now.
+#[test]
+fn an_unknown_section_is_refused_naming_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = |task: &str, set: &str| {
+        let args = [
+            "run",
+            task,
+            "--backbone",
+            "configs/backbones/resnet50_w8_random.toml",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--set",
+            set,
+        ];
+        let done = sslbench(cache.path(), &args).output().unwrap();
+        assert!(!done.status.success());
+        String::from_utf8_lossy(&done.stderr).into_owned()
+    };
+    let err = run("tasks/voc07_svm.toml", "svmm.folds=3");
+    assert!(
+        err.contains("unknown section [svmm]") && err.contains("svm"),
+        "{err}"
+    );
+    let err = run("tasks/gibson_nav.toml", "features.size=16");
+    assert!(err.contains("[features] is now [compress]"), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -167,3 +167,21 @@ impl RunResult {
             .with_context(|| format!("{} does not follow {RESULT_SCHEMA}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_table_renders_as_a_markdown_section() {
+        let t = DetailTable {
+            title: "res4: per class".into(),
+            columns: vec!["class".into(), "cost".into(), "test AP".into()],
+            rows: vec![vec!["bus".into(), "0.5".into(), "71.2".into()]],
+        };
+        assert_eq!(
+            t.markdown(),
+            "\n### res4: per class\n\n| class | cost | test AP |\n|---|---:|---:|\n| bus | 0.5 | 71.2 |\n"
+        );
+    }
+}

@@ -224,3 +224,55 @@ impl Splits {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(task: &str, sets: &[&str]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let backbone = dir.path().join("b.toml");
+        std::fs::write(
+            &backbone,
+            "arch = \"resnet50\"\nwidth = 0.125\nweights = \"random\"\nseed = 0\n",
+        )
+        .unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let task = config::parse_table(task).unwrap();
+        let cache = dir.path().join("cache");
+        Setup::resolve(&backbone, Some(task), &sets, Device::Cpu, Some(cache)).unwrap()
+    }
+
+    /// shipped defaults < task file < `[arch_overrides.<family>]` < `--set`; `backbone.*`
+    /// overrides go to the backbone.
+    #[test]
+    fn the_document_follows_the_one_precedence() {
+        let task = "task = \"features\"\n[extract]\nbatch_size = 5\n\
+                    [arch_overrides.resnet50.extract]\nbatch_size = 3\n\
+                    [arch_overrides.alexnet.extract]\nbatch_size = 99\n";
+        let s = resolve(task, &[]);
+        assert_eq!(s.extract.batch_size, 3);
+        // The shipped default where nothing overrides it.
+        assert_eq!(s.extract.chunk_size, 64);
+        let s = resolve(task, &["extract.batch_size=9", "backbone.seed=4"]);
+        assert_eq!((s.extract.batch_size, s.backbone.seed), (9, 4));
+    }
+
+    #[test]
+    fn data_specs_take_the_root_and_name_the_fix() {
+        let s = resolve(
+            "task = \"features\"\n[data]\nroot = \"/d\"\ntrain = \"voc:{root}:trainval\"\nspec = [\"voc:{root}:a\", \"list:f:r\"]\n",
+            &[],
+        );
+        assert_eq!(s.data().spec("train").unwrap(), "voc:/d:trainval");
+        assert_eq!(s.data().specs("spec").unwrap(), ["voc:/d:a", "list:f:r"]);
+        let err = s.data().spec("test").unwrap_err().to_string();
+        assert!(err.contains("--set data.test="), "{err}");
+        let s = resolve(
+            "task = \"features\"\n[data]\ntrain = \"voc:{root}:x\"\n",
+            &[],
+        );
+        let err = s.data().spec("train").unwrap_err().to_string();
+        assert!(err.contains("--set data.root=DIR"), "{err}");
+    }
+}

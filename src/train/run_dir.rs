@@ -118,3 +118,105 @@ impl RunDir {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::optim::{Method, OptimizerConfig};
+    use candle_core::{Device, Tensor};
+    use std::collections::HashMap;
+
+    /// A one-tensor model `w` starting at `value`, with its SGD optimiser.
+    fn model(value: f32) -> (Params, Optimizer) {
+        let params = Params::new();
+        let init: HashMap<String, Tensor> = [(
+            "w".to_string(),
+            Tensor::full(value, (2, 3), &Device::Cpu).unwrap(),
+        )]
+        .into();
+        let vb = params.var_builder(Box::new(init), &Device::Cpu);
+        vb.get((2, 3), "w").unwrap();
+        let mut optim = Optimizer::new(OptimizerConfig {
+            method: Method::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            weight_decay: 0.0,
+            decay_vectors: false,
+            clip_norm: None,
+        });
+        for (name, var, _) in params.all() {
+            optim.add(&name, var, true).unwrap();
+        }
+        (params, optim)
+    }
+
+    fn spec(digest: &str, resume: bool) -> RunSpec<'static> {
+        RunSpec {
+            what: "test",
+            seed: 3,
+            digest: digest.into(),
+            keep: 2,
+            resume,
+            log: "log.csv",
+        }
+    }
+
+    fn w(params: &Params) -> Vec<f32> {
+        params.tensors().unwrap()["w"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_guard_refuses_a_used_folder_and_another_config_and_resumes_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (params, mut optim) = model(1.5);
+        let (run, start) =
+            RunDir::open(dir.path(), spec("abc", false), &params, &mut optim).unwrap();
+        assert_eq!(start, 0);
+        run.save(5, &params, &optim).unwrap();
+
+        let (fresh, mut fresh_optim) = model(0.0);
+        let err = RunDir::open(dir.path(), spec("abc", false), &fresh, &mut fresh_optim)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--resume") && err.contains("step 5"), "{err}");
+        let err = RunDir::open(dir.path(), spec("xyz", true), &fresh, &mut fresh_optim)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("another configuration"), "{err}");
+        assert_eq!(w(&fresh), vec![0.0; 6], "a refused resume loads nothing");
+
+        let (_, start) =
+            RunDir::open(dir.path(), spec("abc", true), &fresh, &mut fresh_optim).unwrap();
+        assert_eq!(start, 5);
+        assert_eq!(w(&fresh), vec![1.5; 6]);
+    }
+
+    #[test]
+    fn a_log_without_a_checkpoint_marks_the_folder_as_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("log.csv"), "step\n").unwrap();
+        let (params, mut optim) = model(0.0);
+        let err = RunDir::open(dir.path(), spec("abc", false), &params, &mut optim)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("log.csv") && err.contains("--resume"), "{err}");
+        let (_, start) = RunDir::open(dir.path(), spec("abc", true), &params, &mut optim).unwrap();
+        assert_eq!(start, 0);
+    }
+
+    #[test]
+    fn the_digest_is_the_sha256_of_the_parts_in_order() {
+        assert_eq!(config_digest(["ab", "c"]), config_digest(["abc"]));
+        assert_ne!(config_digest(["ab", "c"]), config_digest(["c", "ab"]));
+        // sha256("abc"), first 16 hex digits.
+        assert_eq!(config_digest(["abc"]), "ba7816bf8f01cfea");
+    }
+}
