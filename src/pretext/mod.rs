@@ -7,6 +7,7 @@ pub mod ab_bins;
 pub mod batch;
 pub mod colorize;
 pub mod config;
+pub mod evaluate;
 pub mod jigsaw;
 pub mod lab;
 pub mod loader;

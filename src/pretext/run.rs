@@ -11,6 +11,7 @@
 use super::ab_bins::AbBins;
 use super::batch::{Batch, Pretext};
 use super::config::{BinSource, PretextConfig, PretextKind};
+use super::evaluate::{chance, evaluate};
 use super::loader::Loader;
 use super::log::StepRow;
 use super::model::PretextModel;
@@ -34,11 +35,8 @@ use std::time::Instant;
 
 /// Stream numbers that keep the run's draws apart.
 const STREAM_SUBSET: u64 = 1;
-const STREAM_HOLDOUT: u64 = 4;
 /// The training log's file in the run folder.
 const LOG: &str = "log.csv";
-/// Images over which Colorization's most-frequent-bin baseline is counted.
-const CHANCE_IMAGES: usize = 256;
 
 /// What a finished run reports (`pretrain.json`).
 #[derive(Debug, Serialize)]
@@ -374,58 +372,4 @@ impl Window {
             started: Instant::now(),
         }
     }
-}
-
-/// Held-out loss and accuracy in evaluation mode (`None` without held-out images).
-fn evaluate(
-    model: &PretextModel,
-    loader: &Loader,
-    holdout: &[Sample],
-) -> Result<(Option<f64>, Option<f64>)> {
-    if holdout.is_empty() {
-        return Ok((None, None));
-    }
-    model.trunk.set_training(false);
-    let b = loader.cfg.train.batch_size;
-    let (mut loss, mut correct, mut total) = (0.0, 0.0, 0.0);
-    let indices: Vec<usize> = (0..holdout.len()).collect();
-    for (c, chunk) in indices.chunks(b).enumerate() {
-        let batch = loader.batch(holdout, chunk, &[STREAM_HOLDOUT, c as u64])?;
-        let out = model.outcome(&batch)?;
-        loss += f64::from(out.loss.to_scalar::<f32>()?) * chunk.len() as f64;
-        correct += out.correct;
-        total += out.total;
-    }
-    model.trunk.set_training(true);
-    Ok((
-        Some(loss / holdout.len() as f64),
-        Some(100.0 * correct / total.max(1.0)),
-    ))
-}
-
-/// Chance accuracy in percent: a uniform guess over the classes, and for Colorization the
-/// better of that and always answering the most frequent target bin, counted on the
-/// held-out images (or the first training images when none are held out).
-fn chance(pretext: &Pretext, loader: &Loader, holdout: &[Sample]) -> Result<f64> {
-    let uniform = 100.0 / pretext.classes() as f64;
-    if pretext.kind() != PretextKind::Colorization {
-        return Ok(uniform);
-    }
-    let images = if holdout.is_empty() {
-        loader.samples
-    } else {
-        holdout
-    };
-    let indices: Vec<usize> = (0..images.len().min(CHANCE_IMAGES)).collect();
-    let batch = loader.batch(images, &indices, &[STREAM_HOLDOUT, u64::MAX])?;
-    let Some(soft) = batch.soft else {
-        return Ok(uniform);
-    };
-    let hard = soft.argmax(0)?.to_vec1::<u32>()?;
-    let mut counts = vec![0usize; pretext.classes()];
-    for q in &hard {
-        counts[*q as usize] += 1;
-    }
-    let best = counts.iter().copied().max().unwrap_or(0);
-    Ok(uniform.max(100.0 * best as f64 / hard.len().max(1) as f64))
 }
