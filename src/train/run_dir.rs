@@ -170,6 +170,14 @@ mod tests {
             .unwrap()
     }
 
+    /// The message of an open that must be refused.
+    fn refusal(dir: &Path, spec: RunSpec, params: &Params, optim: &mut Optimizer) -> String {
+        match RunDir::open(dir, spec, params, optim) {
+            Ok(_) => panic!("{} was opened", dir.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn the_guard_refuses_a_used_folder_and_another_config_and_resumes_the_same() {
         let dir = tempfile::tempdir().unwrap();
@@ -180,15 +188,9 @@ mod tests {
         run.save(5, &params, &optim).unwrap();
 
         let (fresh, mut fresh_optim) = model(0.0);
-        let err = RunDir::open(dir.path(), spec("abc", false), &fresh, &mut fresh_optim)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = refusal(dir.path(), spec("abc", false), &fresh, &mut fresh_optim);
         assert!(err.contains("--resume") && err.contains("step 5"), "{err}");
-        let err = RunDir::open(dir.path(), spec("xyz", true), &fresh, &mut fresh_optim)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = refusal(dir.path(), spec("xyz", true), &fresh, &mut fresh_optim);
         assert!(err.contains("another configuration"), "{err}");
         assert_eq!(w(&fresh), vec![0.0; 6], "a refused resume loads nothing");
 
@@ -203,10 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("log.csv"), "step\n").unwrap();
         let (params, mut optim) = model(0.0);
-        let err = RunDir::open(dir.path(), spec("abc", false), &params, &mut optim)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = refusal(dir.path(), spec("abc", false), &params, &mut optim);
         assert!(err.contains("log.csv") && err.contains("--resume"), "{err}");
         let (_, start) = RunDir::open(dir.path(), spec("abc", true), &params, &mut optim).unwrap();
         assert_eq!(start, 0);
