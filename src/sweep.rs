@@ -31,7 +31,7 @@ pub struct SweepRequest<'a> {
 /// A pretext run of a sweep, or a grid of them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PretrainEntry {
+struct PretrainEntry {
     /// The pretext config.
     config: PathBuf,
     /// Run name (default: the config's stem); grid points append `_<key>-<value>`.
@@ -80,7 +80,7 @@ impl PretrainEntry {
 /// A sweep file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Sweep {
+struct Sweep {
     /// Backbone configs (relative to the sweep file's folder or the working directory).
     backbones: Vec<PathBuf>,
     /// Task files.

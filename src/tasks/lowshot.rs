@@ -61,7 +61,8 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let protocol = SvmProtocol::from_doc(doc)?;
     let cfg: LowShotConfig = config::section(doc, "lowshot")?;
     // The draws are made once, on the whole training split's labels, whatever is extracted.
-    let train_spec = ctx.setup.data().spec("train")?;
+    let data = ctx.setup.data();
+    let train_spec = data.spec("train")?;
     let full = ctx.setup.dataset(&train_spec)?;
     let classes = full.classes.clone();
     let full_labels = one_vs_rest(dataset_targets(&full)?.view(), classes.len());
@@ -85,9 +86,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 classes: classes.clone(),
             };
             let entries = ctx.setup.entries(&subset, ctx.taps)?;
-            let test = ctx
-                .setup
-                .features(&ctx.setup.data().spec("test")?, ctx.taps)?;
+            let test = ctx.setup.features(&data.spec("test")?, ctx.taps)?;
             Splits {
                 train: (subset, entries),
                 test,

@@ -37,8 +37,10 @@ impl Setup {
         device: Device,
         cache: Option<PathBuf>,
     ) -> Result<Setup> {
-        let (backbone_sets, sets): (Vec<&String>, Vec<&String>) =
-            sets.iter().partition(|s| s.starts_with("backbone."));
+        let (backbone_sets, sets): (Vec<String>, Vec<String>) = sets
+            .iter()
+            .cloned()
+            .partition(|s| s.starts_with("backbone."));
         let mut table = config::read_table(backbone_file)?;
         let stripped: Vec<String> = backbone_sets
             .iter()
@@ -61,7 +63,6 @@ impl Setup {
         if let Some(o) = arch_overrides {
             config::merge(&mut doc, o);
         }
-        let sets: Vec<String> = sets.into_iter().cloned().collect();
         config::set_all(&mut doc, &sets)?;
         let extract = ExtractConfig::from_doc(&doc, family)?;
         let store = FeatureStore::open(&cache.unwrap_or_else(FeatureStore::default_root))?;

@@ -6,7 +6,7 @@
 use super::checkpoint::{Checkpoints, TrainState, STATE_SCHEMA};
 use super::optim::Optimizer;
 use super::params::Params;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -54,8 +54,7 @@ impl RunDir {
         params: &Params,
         optim: &mut Optimizer,
     ) -> Result<(Self, usize)> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let checkpoints = Checkpoints::new(dir, spec.keep);
         let latest = checkpoints.latest()?;
         let run = Self {

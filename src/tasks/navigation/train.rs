@@ -91,7 +91,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
         run.seed ^ STREAM_POLICY_INIT,
         &device,
     )?;
-    let (dir, start_update) = RunDir::open(
+    let (run_dir, start_update) = RunDir::open(
         &run.dir,
         RunSpec {
             what: "navigation",
@@ -159,7 +159,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
             ));
             log.push(row)?;
             if done % cfg.run.checkpoint_every == 0 || done == updates {
-                dir.save(done, &agent.params, &agent.optimizer)?;
+                run_dir.save(done, &agent.params, &agent.optimizer)?;
             }
             bar.inc(1);
         }
