@@ -139,6 +139,8 @@ def run_torch(task, args):
     """Time `args.steps` PyTorch training steps after `args.warmup` untimed ones."""
     torch.manual_seed(0)
     model, inputs, labels = torch_task(task, args)
+    device = torch.device(args.device)
+    model, inputs, labels = model.to(device), inputs.to(device), labels.to(device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9,
                           weight_decay=args.weight_decay)
@@ -222,7 +224,7 @@ def run_ours(task, args, workdir):
     command = [binary, "pretrain", config, "--out", out]
     for s in sets:
         command += ["--set", s]
-    command += args.ours_args.split()
+    command += args.ours_args.split() + ["--device", args.device]
     result = {"command": " ".join(command)}
     try:
         result["config"], result["mismatches"] = mismatches(task, config, sets, args)
@@ -315,6 +317,7 @@ def parse_args():
     p.add_argument("--jigsaw-set", action="append", default=[], metavar="KEY=VALUE",
                    help="another sslbench --set for jigsaw, e.g. 'data.tile={tile}'")
     p.add_argument("--ours-args", default="", help="more sslbench pretrain arguments")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N, for both sides")
     p.add_argument("--skip-ours", action="store_true", help="measure PyTorch only")
     p.add_argument("--skip-torch", action="store_true", help="measure sslbench only")
     p.add_argument("--keep", help="keep the sslbench --out folders under this folder")

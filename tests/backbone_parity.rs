@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::Device;
-use common::{fixture, npz, rel_err};
+use common::{device, fixture, npz, rel_err};
 use sslbench::backbone::{Backbone, BackboneConfig, CheckpointFormat, Tap};
 use sslbench::features::pooling::{pool, Pooling};
 
@@ -27,10 +27,12 @@ fn config(arch: &str, weights: &str, width: f64) -> BackboneConfig {
 
 /// Checks every tap, raw and pooled per protocols.md section 1, against PyTorch.
 fn check(cfg: &BackboneConfig, outputs: &str) {
-    let net = Backbone::load(cfg, &Device::Cpu).unwrap();
+    let net = Backbone::load(cfg, &device()).unwrap();
     let want = npz(outputs);
     let taps: Vec<Tap> = net.family().taps().to_vec();
-    let got = net.forward_taps(&want["input"], &taps).unwrap();
+    let got = net
+        .forward_taps(&want["input"].to_device(&device()).unwrap(), &taps)
+        .unwrap();
     let table = Pooling::protocol(net.family());
     for (tap, map) in taps.iter().zip(&got) {
         let err = rel_err(map, &want[&format!("tap.{tap}")]);
@@ -71,10 +73,13 @@ fn resnet50_loads_safetensors_module_prefix_and_vissl() {
 fn dilated_resnet50_matches_torchvision_output_stride_8() {
     let mut cfg = config("resnet50", "resnet50_w16th.safetensors", 1.0 / 16.0);
     cfg.output_stride = 8;
-    let net = Backbone::load(&cfg, &Device::Cpu).unwrap();
+    let net = Backbone::load(&cfg, &device()).unwrap();
     let want = npz("parity/resnet50_w16th_os8_outputs.npz");
     let got = net
-        .forward_taps(&want["input"], &[Tap::Res4, Tap::Res5])
+        .forward_taps(
+            &want["input"].to_device(&device()).unwrap(),
+            &[Tap::Res4, Tap::Res5],
+        )
         .unwrap();
     assert_eq!(got[1].dims(), &[1, 128, 28, 28]);
     for (tap, map) in ["res4", "res5"].iter().zip(&got) {
@@ -138,7 +143,7 @@ fn random_init_is_seeded() {
     let run = |seed| {
         let mut c = cfg.clone();
         c.seed = seed;
-        let net = Backbone::load(&c, &Device::Cpu).unwrap();
+        let net = Backbone::load(&c, &device()).unwrap();
         net.forward_taps(&x, &[Tap::Pool5]).unwrap().remove(0)
     };
     assert_eq!(rel_err(&run(3), &run(3)), 0.0);

@@ -1,10 +1,12 @@
 //! Convolution in the trunks' channel-major layout: the shape ([`ConvSpec`]), the random
-//! init of a fresh layer ([`ConvInit`]), the engine ([`conv2d`]: im2col and one GEMM per
-//! group, every step a differentiable candle op) and its slow reference ([`conv2d_slow`]:
-//! candle's own direct convolution on NCHW), which the tests hold the engine to.
+//! init of a fresh layer ([`ConvInit`]), the entry point ([`conv2d`]: the CPU engine of
+//! `conv_cpu` for f32 on the CPU, else [`conv2d_generic`], im2col and one GEMM per group from
+//! differentiable candle ops, which runs on any device) and the slow reference
+//! ([`conv2d_slow`]: candle's own direct convolution on NCHW), which the tests hold both to.
 
+use crate::conv_cpu::{Conv2dOp, ConvKernel};
 use crate::layout::{from_channel_major, pad_spatial, to_channel_major};
-use candle_core::{Result, Tensor};
+use candle_core::{bail, DType, Result, Tensor};
 use candle_nn::Init;
 
 /// Shape of one convolution, in PyTorch's `Conv2d` terms.
@@ -28,7 +30,7 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     /// A convolution with unit stride and dilation, one group and no padding.
-    pub fn new(cin: usize, cout: usize, kernel: usize) -> Self {
+    pub const fn new(cin: usize, cout: usize, kernel: usize) -> Self {
         Self {
             cin,
             cout,
@@ -41,22 +43,22 @@ impl ConvSpec {
     }
 
     /// The same convolution with another stride.
-    pub fn stride(self, stride: usize) -> Self {
+    pub const fn stride(self, stride: usize) -> Self {
         Self { stride, ..self }
     }
 
     /// The same convolution with another padding.
-    pub fn padding(self, padding: usize) -> Self {
+    pub const fn padding(self, padding: usize) -> Self {
         Self { padding, ..self }
     }
 
     /// The same convolution with another dilation.
-    pub fn dilation(self, dilation: usize) -> Self {
+    pub const fn dilation(self, dilation: usize) -> Self {
         Self { dilation, ..self }
     }
 
     /// The same convolution split into channel groups.
-    pub fn groups(self, groups: usize) -> Self {
+    pub const fn groups(self, groups: usize) -> Self {
         Self { groups, ..self }
     }
 
@@ -102,13 +104,47 @@ impl ConvSpec {
 }
 
 /// A convolution of a channel-major map (C x N x H x W; see [`to_channel_major`]) with a
-/// PyTorch-layout `weight` and optional `bias`, output channel-major.
+/// PyTorch-layout `weight` and optional `bias`, output channel-major. Differentiable in all
+/// three. f32 maps on the CPU run the engine's kernels (im2col, [`crate::gemm::sgemm`] and a
+/// direct backward); anything else runs [`conv2d_generic`].
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
+    let (c, n, h, w) = x.dims4()?;
+    let (co, ci, k, _) = s.weight_shape();
+    if c != s.cin
+        || weight.dims() != [co, ci, k, k]
+        || s.groups == 0
+        || s.cin % s.groups != 0
+        || s.cout % s.groups != 0
+    {
+        bail!(
+            "conv2d: input {:?} and weight {:?} do not fit {s:?} (input C x N x H x W, weight C_out x C_in/groups x k x k)",
+            x.dims(),
+            weight.dims()
+        );
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return conv2d_generic(x, weight, bias, s);
+    }
+    let op = Conv2dOp(ConvKernel::new(*s, n, h, w)?);
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
+}
+
+/// [`conv2d`] from candle ops alone, on any device and dtype.
 ///
 /// The convolution is one GEMM per group over the whole batch: weights (C_out x C_in.k.k)
 /// times the im2col matrix (C_in.k.k x N.H.W). A 1x1 stride-1 convolution needs no im2col at
 /// all, and the output comes out channel-major again, so activations never change layout
 /// between layers. Every step is a differentiable candle op.
-pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
+pub fn conv2d_generic(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    s: &ConvSpec,
+) -> Result<Tensor> {
     let (_, n, h, w) = x.dims4()?;
     let span = s.dilation * (s.kernel - 1) + 1;
     let ho = (h + 2 * s.padding - span) / s.stride + 1;
@@ -210,33 +246,82 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
-    /// The engine equals the direct convolution for every shape kind the trunks use:
-    /// 1x1, strided 1x1, 3x3 padded, strided 7x7 (the stem), dilated, grouped (AlexNet).
+    /// Every shape kind the trunks use: 1x1, strided 1x1, 3x3 padded, strided 7x7 (the stem),
+    /// dilated, grouped (AlexNet), grouped 1x1.
+    const SPECS: [ConvSpec; 7] = [
+        ConvSpec::new(8, 6, 1),
+        ConvSpec::new(8, 6, 1).stride(2),
+        ConvSpec::new(8, 6, 3).padding(1),
+        ConvSpec::new(3, 4, 7).stride(2).padding(3),
+        ConvSpec::new(8, 6, 3).padding(2).dilation(2),
+        ConvSpec::new(8, 6, 5).stride(3).padding(2).groups(2),
+        ConvSpec::new(8, 6, 1).groups(2),
+    ];
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        values(a)
+            .iter()
+            .zip(values(b))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    }
+
+    /// The input, weight and bias gradients of the engine's direct backward equal those
+    /// autograd takes through the candle-op convolution, for every shape kind.
+    #[test]
+    fn the_engine_backward_matches_autograd() {
+        use candle_core::Var;
+        for s in SPECS {
+            let (co, ci, k, _) = s.weight_shape();
+            let x = Var::from_tensor(&tensor((s.cin, 3, 11, 9), 0.0)).unwrap();
+            let w = Var::from_tensor(&tensor((co, ci, k, k), 1.0)).unwrap();
+            let b =
+                Var::from_tensor(&tensor((1, 1, 1, s.cout), 2.0).flatten_all().unwrap()).unwrap();
+            let grads = |f: fn(&Tensor, &Tensor, Option<&Tensor>, &ConvSpec) -> Result<Tensor>| {
+                let y = f(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), &s).unwrap();
+                // A loss whose output gradient differs at every position.
+                let r = tensor(y.dims4().unwrap(), 3.0);
+                let g = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+                [&x, &w, &b].map(|v| g.get(v.as_tensor()).unwrap().clone())
+            };
+            let (fast, reference) = (grads(conv2d), grads(conv2d_generic));
+            for (what, (f, r)) in ["input", "weight", "bias"]
+                .iter()
+                .zip(fast.iter().zip(&reference))
+            {
+                let scale = r
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let diff = max_diff(f, r);
+                assert!(
+                    diff <= 1e-5 * scale.max(1.0),
+                    "{s:?} {what}: {diff} (scale {scale})"
+                );
+            }
+        }
+    }
+
+    /// Both the engine and the candle-op path equal the direct convolution for every shape
+    /// kind the trunks use.
     #[test]
     fn the_engine_matches_the_direct_convolution() {
-        let specs = [
-            ConvSpec::new(8, 6, 1),
-            ConvSpec::new(8, 6, 1).stride(2),
-            ConvSpec::new(8, 6, 3).padding(1),
-            ConvSpec::new(3, 4, 7).stride(2).padding(3),
-            ConvSpec::new(8, 6, 3).padding(2).dilation(2),
-            ConvSpec::new(8, 6, 5).stride(3).padding(2).groups(2),
-        ];
-        for s in specs {
+        for s in SPECS {
             let x = tensor((s.cin, 2, 11, 9), 0.0);
             let (co, ci, k, _) = s.weight_shape();
             let w = tensor((co, ci, k, k), 1.0);
             let b = Tensor::arange(0f32, s.cout as f32, &Device::Cpu).unwrap();
-            let fast = conv2d(&x, &w, Some(&b), &s).unwrap();
             let slow = conv2d_slow(&x, &w, Some(&b), &s).unwrap();
-            assert_eq!(fast.dims(), slow.dims(), "{s:?}");
-            let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let diff = values(fast)
-                .iter()
-                .zip(values(slow))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff < 1e-4, "{s:?}: max difference {diff}");
+            for f in [conv2d, conv2d_generic] {
+                let fast = f(&x, &w, Some(&b), &s).unwrap();
+                assert_eq!(fast.dims(), slow.dims(), "{s:?}");
+                let diff = max_diff(&fast, &slow);
+                assert!(diff < 1e-4, "{s:?}: max difference {diff}");
+            }
         }
     }
 }

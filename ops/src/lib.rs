@@ -5,10 +5,15 @@
 //! tests, in candle-nn's way (`*_slow`). This crate depends on candle only: it never reads a
 //! config and knows no trunk, feature cache or task.
 
+pub mod batch_norm;
 pub mod conv;
+mod conv_cpu;
+pub mod gemm;
+mod im2col;
 pub mod layout;
 pub mod pool;
 
-pub use conv::{conv2d, conv2d_slow, ConvInit, ConvSpec};
+pub use batch_norm::{batch_norm_train, BatchStats};
+pub use conv::{conv2d, conv2d_generic, conv2d_slow, ConvInit, ConvSpec};
 pub use layout::{from_channel_major, pad_spatial, to_channel_major};
 pub use pool::{avg_pool_padded, global_avg_pool, max_pool2d};

@@ -13,6 +13,21 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The device the parity tests run on: `SSLBENCH_TEST_DEVICE` (`cpu`, the default, or
+/// `cuda:N` with a `--features cuda` build; data-scripts/gpu_check.sh sets it).
+#[allow(dead_code)]
+pub fn device() -> candle_core::Device {
+    let spec = std::env::var("SSLBENCH_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    match spec.strip_prefix("cuda:") {
+        None if spec == "cpu" => candle_core::Device::Cpu,
+        Some(n) if n.parse::<usize>().is_ok() => candle_core::Device::new_cuda(n.parse().unwrap())
+            .unwrap_or_else(|e| {
+                panic!("SSLBENCH_TEST_DEVICE={spec}: {e} (a --features cuda build?)")
+            }),
+        _ => panic!("SSLBENCH_TEST_DEVICE={spec}: expected cpu or cuda:N"),
+    }
+}
+
 /// A fetched sample (data/samples/...); fails with the command to run when absent.
 pub fn sample(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,6 +52,8 @@ pub fn npz(rel: &str) -> HashMap<String, Tensor> {
 /// ||a - b||_inf / ||b||_inf: the relative error used by the parity checks.
 pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let cpu = candle_core::Device::Cpu;
+    let (a, b) = (&a.to_device(&cpu).unwrap(), &b.to_device(&cpu).unwrap());
     let diff = (a - b)
         .unwrap()
         .abs()

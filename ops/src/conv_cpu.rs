@@ -1,0 +1,363 @@
+//! The engine's CPU convolution: forward, input gradient and weight gradient of a
+//! channel-major convolution as candle custom ops, each an im2col (or, for a 1x1 stride-1
+//! convolution, nothing at all) and one [`sgemm`] per group and block of output lines.
+//!
+//! The backward needs no autograd graph of the forward: the input gradient is Wᵀ·dY folded back
+//! by [`col2im`], the weight gradient dY·colsᵀ with the columns rebuilt block by block, so no
+//! step holds more than one block of columns ([`COLS_BUDGET`]). Block sizes depend only on the
+//! shapes, never on the thread count, so results are the same at any thread count.
+
+use crate::conv::ConvSpec;
+use crate::gemm::{sgemm, MatMut, MatRef};
+use crate::im2col::{col2im, im2col, Geometry};
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// The most floats one block of im2col columns may hold (4 MB: it stays in cache between
+/// im2col writing it and the product reading it; of 1, 2, 4 and 16 M floats, 1 M was fastest).
+const COLS_BUDGET: usize = 1 << 20;
+
+/// The fewest columns a block has, whatever its rows.
+const MIN_COLS: usize = 768;
+
+/// One convolution at one input shape: everything its three kernels need.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvKernel {
+    spec: ConvSpec,
+    batch: usize,
+    geometry: Geometry,
+}
+
+impl ConvKernel {
+    /// The kernel of `spec` on a channel-major input of `batch` images of `h x w`.
+    pub(crate) fn new(spec: ConvSpec, batch: usize, h: usize, w: usize) -> Result<Self> {
+        let span = spec.dilation * (spec.kernel - 1) + 1;
+        if h + 2 * spec.padding < span || w + 2 * spec.padding < span {
+            bail!(
+                "conv2d: a {span}x{span} kernel span does not fit a {h}x{w} map padded by {}",
+                spec.padding
+            );
+        }
+        let geometry = Geometry {
+            channels: spec.cin,
+            h,
+            w,
+            ho: (h + 2 * spec.padding - span) / spec.stride + 1,
+            wo: (w + 2 * spec.padding - span) / spec.stride + 1,
+            kernel: spec.kernel,
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+        };
+        Ok(Self {
+            spec,
+            batch,
+            geometry,
+        })
+    }
+
+    fn out_shape(&self) -> Shape {
+        (
+            self.spec.cout,
+            self.batch,
+            self.geometry.ho,
+            self.geometry.wo,
+        )
+            .into()
+    }
+
+    fn in_shape(&self) -> Shape {
+        (self.spec.cin, self.batch, self.geometry.h, self.geometry.w).into()
+    }
+
+    /// A 1x1, stride-1, unpadded convolution: the input is its own im2col matrix.
+    fn pointwise(&self) -> bool {
+        let s = &self.spec;
+        s.kernel == 1 && s.stride == 1 && s.padding == 0
+    }
+
+    /// Per group: output channels, weight columns (C_in/groups.k.k).
+    fn per_group(&self) -> (usize, usize) {
+        (self.spec.cout / self.spec.groups, self.spec.fan_in())
+    }
+
+    /// Output lines per block of columns: as many as [`COLS_BUDGET`] holds, but at least
+    /// [`MIN_COLS`] columns (a narrower product wastes the micro-kernel).
+    fn lines_per_block(&self) -> usize {
+        let g = &self.geometry;
+        let by_budget = COLS_BUDGET / (g.rows() * g.wo).max(1);
+        let by_width = MIN_COLS.div_ceil(g.wo.max(1));
+        by_budget.max(by_width).clamp(1, (self.batch * g.ho).max(1))
+    }
+
+    /// Output columns per channel: N.Ho.Wo.
+    fn out_cols(&self) -> usize {
+        self.batch * self.geometry.ho * self.geometry.wo
+    }
+
+    /// The blocks of output lines: (first, count).
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (nb, n) = (self.lines_per_block(), self.batch * self.geometry.ho);
+        (0..n)
+            .step_by(nb)
+            .map(move |first| (first, nb.min(n - first)))
+    }
+
+    /// Group `g`'s weight matrix (C_out/groups x C_in/groups.k.k).
+    fn weight_of<'a>(&self, w: &'a [f32], g: usize) -> MatRef<'a> {
+        let (cout_g, kg) = self.per_group();
+        MatRef::rows(&w[g * cout_g * kg..], cout_g, kg, kg)
+    }
+
+    /// y = W * x (+ bias), channel-major.
+    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let (cout_g, kg) = self.per_group();
+        let cols_out = self.out_cols();
+        let mut y = vec![0f32; self.spec.cout * cols_out];
+        if let Some(b) = bias {
+            for (row, v) in y.chunks_mut(cols_out).zip(b) {
+                row.fill(*v);
+            }
+        }
+        let acc = bias.is_some();
+        if self.pointwise() {
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(&mut y[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
+                let xg = MatRef::rows(&x[g * kg * cols_out..], kg, cols_out, cols_out);
+                sgemm(dst, acc, self.weight_of(w, g), xg);
+            }
+            return y;
+        }
+        let mut cols = vec![0f32; self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
+        for (first, lines) in self.blocks() {
+            let width = lines * self.geometry.wo;
+            im2col(x, self.batch, first, lines, &self.geometry, &mut cols);
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(
+                    &mut y[g * cout_g * cols_out + first * self.geometry.wo..],
+                    cout_g,
+                    width,
+                    cols_out,
+                );
+                let cg = MatRef::rows(&cols[g * kg * width..], kg, width, width);
+                sgemm(dst, acc, self.weight_of(w, g), cg);
+            }
+        }
+        y
+    }
+
+    /// dx = Wᵀ * dy, folded back onto the input (channel-major).
+    fn backward_data(&self, dy: &[f32], w: &[f32]) -> Vec<f32> {
+        let (cout_g, kg) = self.per_group();
+        let cols_out = self.out_cols();
+        let g_ = &self.geometry;
+        let mut dx = vec![0f32; self.spec.cin * self.batch * g_.h * g_.w];
+        if self.pointwise() {
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(&mut dx[g * kg * cols_out..], kg, cols_out, cols_out);
+                let dyg = MatRef::rows(&dy[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
+                sgemm(dst, false, self.weight_of(w, g).t(), dyg);
+            }
+            return dx;
+        }
+        let mut dcols = vec![0f32; g_.rows() * self.lines_per_block() * self.geometry.wo];
+        for (first, lines) in self.blocks() {
+            let width = lines * self.geometry.wo;
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(&mut dcols[g * kg * width..], kg, width, width);
+                let dyg = MatRef::rows(
+                    &dy[g * cout_g * cols_out + first * self.geometry.wo..],
+                    cout_g,
+                    width,
+                    cols_out,
+                );
+                sgemm(dst, false, self.weight_of(w, g).t(), dyg);
+            }
+            col2im(&dcols, self.batch, first, lines, g_, &mut dx);
+        }
+        dx
+    }
+
+    /// dW = dy * colsᵀ, summed over the blocks of output lines in order.
+    fn backward_weight(&self, dy: &[f32], x: &[f32]) -> Vec<f32> {
+        let (cout_g, kg) = self.per_group();
+        let cols_out = self.out_cols();
+        let mut dw = vec![0f32; self.spec.cout * kg];
+        if self.pointwise() {
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(&mut dw[g * cout_g * kg..], cout_g, kg, kg);
+                let dyg = MatRef::rows(&dy[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
+                let xg = MatRef::rows(&x[g * kg * cols_out..], kg, cols_out, cols_out);
+                sgemm(dst, false, dyg, xg.t());
+            }
+            return dw;
+        }
+        let mut cols = vec![0f32; self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
+        for (first, lines) in self.blocks() {
+            let width = lines * self.geometry.wo;
+            im2col(x, self.batch, first, lines, &self.geometry, &mut cols);
+            for g in 0..self.spec.groups {
+                let dst = MatMut::rows(&mut dw[g * cout_g * kg..], cout_g, kg, kg);
+                let dyg = MatRef::rows(
+                    &dy[g * cout_g * cols_out + first * self.geometry.wo..],
+                    cout_g,
+                    width,
+                    cols_out,
+                );
+                let cg = MatRef::rows(&cols[g * kg * width..], kg, width, width);
+                sgemm(dst, first > 0, dyg, cg.t());
+            }
+        }
+        dw
+    }
+}
+
+/// The f32 contents of a contiguous CPU tensor.
+fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!(
+            "conv2d: {what} is {:?}, the CPU engine takes f32",
+            s.dtype()
+        );
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("conv2d: {what} is not contiguous"),
+    }
+}
+
+/// The forward convolution, with the weight (and bias) as further arguments.
+pub(crate) struct Conv2dOp(pub(crate) ConvKernel);
+
+impl Conv2dOp {
+    /// The input and weight gradients of `grad` (the output's), where their tensors need one.
+    fn gradients(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = match x.track_op() {
+            true => Some(grad.apply_op2_no_bwd(w, &BackwardData(self.0))?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(grad.apply_op2_no_bwd(x, &BackwardWeight(self.0))?),
+            false => None,
+        };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "sslbench-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = self
+            .0
+            .forward(f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, None);
+        Ok((CpuStorage::F32(y), self.0.out_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.gradients(x, w, grad)
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "sslbench-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let bias = f32s(bs, bl, "bias")?;
+        let y = self
+            .0
+            .forward(f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, Some(bias));
+        Ok((CpuStorage::F32(y), self.0.out_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.gradients(x, w, grad)?;
+        let db = match b.track_op() {
+            true => Some(grad.sum((1, 2, 3))?),
+            false => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// The input gradient: (dy, weight) -> dx.
+struct BackwardData(ConvKernel);
+
+impl CustomOp2 for BackwardData {
+    fn name(&self) -> &'static str {
+        "sslbench-conv2d-backward-data"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dx = self
+            .0
+            .backward_data(f32s(gs, gl, "output gradient")?, f32s(ws, wl, "weight")?);
+        Ok((CpuStorage::F32(dx), self.0.in_shape()))
+    }
+}
+
+/// The weight gradient: (dy, input) -> dW.
+struct BackwardWeight(ConvKernel);
+
+impl CustomOp2 for BackwardWeight {
+    fn name(&self) -> &'static str {
+        "sslbench-conv2d-backward-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dw = self
+            .0
+            .backward_weight(f32s(gs, gl, "output gradient")?, f32s(xs, xl, "input")?);
+        let (co, ci, k, _) = self.0.spec.weight_shape();
+        Ok((CpuStorage::F32(dw), (co, ci, k, k).into()))
+    }
+}
