@@ -8,6 +8,12 @@ The loss is sum(pool5 * r) for a seeded r, so that every output has its own grad
 the input, r, pool5, the input's gradient ("grad.input") and every trunk parameter's
 gradient ("grad.<torchvision name>").
 
+The step runs in float64 (the f32 weights and photos upcast exactly) and is stored rounded to
+float32: an f32 step differs from any other f32 step by its ReLU masks wherever a
+pre-activation lies within rounding of zero (a few of the million here), and each flip moves
+the gradients upstream of it by more than 1e-3. The f64 reference has no such flips against
+sslbench's f64 step, and is the more exact target for its f32 one.
+
 Needs data-scripts/bench-requirements.txt. Run from the repository root:
     python3 data-scripts/make_gradient_fixtures.py
 """
@@ -28,16 +34,16 @@ def main():
     missing, unexpected = net.load_state_dict(
         load_file(os.path.join(OUT, "resnet50_w16th.safetensors")), strict=False)
     assert not unexpected and all(k.startswith("fc.") for k in missing), (missing, unexpected)
-    net.train()
-    x = photos(224).requires_grad_(True)
+    net.train().double()
+    x = photos(224).double().requires_grad_(True)
     pool5 = net.taps(x)["pool5"]
-    r = torch.randn(pool5.shape)
+    r = torch.randn(pool5.shape).double()  # exact in float32 too
     (pool5 * r).sum().backward()
-    arrays = {"input": x.detach().numpy(), "r": r.numpy(), "pool5": pool5.detach().numpy(),
-              "grad.input": x.grad.numpy()}
+    arrays = {"input": x.detach(), "r": r, "pool5": pool5.detach(), "grad.input": x.grad}
     for name, p in net.named_parameters():
         if not name.startswith("fc."):
-            arrays[f"grad.{name}"] = p.grad.numpy()
+            arrays[f"grad.{name}"] = p.grad
+    arrays = {k: v.float().numpy() for k, v in arrays.items()}
     np.savez(os.path.join(OUT, "resnet50_w16th_grads.npz"), **arrays)
     print("wrote resnet50_w16th_grads.npz,", len(arrays) - 4, "parameter gradients")
 

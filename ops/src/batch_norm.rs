@@ -5,7 +5,7 @@
 //! variance in the normalisation; the caller updates its running averages from
 //! [`BatchStats`]. Sums run in f64.
 
-use candle_core::backend::BackendStorage;
+use crate::element::Element;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -14,16 +14,16 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, Default)]
 pub struct BatchStats {
     /// Per-channel mean.
-    pub mean: Vec<f32>,
+    pub mean: Vec<f64>,
     /// Per-channel biased variance (divided by the count).
-    pub var: Vec<f32>,
+    pub var: Vec<f64>,
     /// Values per channel: N.H.W.
     pub count: usize,
 }
 
 /// `x` normalised by its batch statistics, times `gamma`, plus `beta`; differentiable in all
-/// three. Returns the output and the statistics used. f32 on the CPU only (the caller keeps
-/// candle ops for other devices).
+/// three. Returns the output and the statistics used. f32 or f64, on the CPU only (the caller
+/// keeps candle ops for other devices).
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
@@ -50,24 +50,11 @@ struct BatchNormOp {
     stats: Arc<Mutex<BatchStats>>,
 }
 
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!(
-            "batch norm: {what} is {:?}, the CPU kernel takes f32",
-            s.dtype()
-        );
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("batch norm: {what} is not contiguous"),
-    }
-}
-
 /// Mean and biased variance of one row, in f64.
-fn moments(row: &[f32]) -> (f64, f64) {
+fn moments<T: Element>(row: &[T]) -> (f64, f64) {
     let n = row.len().max(1) as f64;
-    let mean = row.iter().map(|v| *v as f64).sum::<f64>() / n;
-    let var = row.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / n;
+    let var = row.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
     (mean, var)
 }
 
@@ -85,36 +72,24 @@ impl CustomOp3 for BatchNormOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (
-            f32s(xs, xl, "input")?,
-            f32s(gs, gl, "weight")?,
-            f32s(bs, bl, "bias")?,
-        );
         let c = xl.dims()[0];
-        if gamma.len() != c || beta.len() != c || x.len() % c.max(1) != 0 {
-            bail!(
-                "batch norm: input {:?} against {} weights and {} biases",
-                xl.dims(),
-                gamma.len(),
-                beta.len()
+        let (y, per_channel) = crate::with_element!(xs, "batch norm", |T| {
+            let (x, gamma, beta) = (
+                T::slice(xs, xl, "batch norm", "input")?,
+                T::slice(gs, gl, "batch norm", "weight")?,
+                T::slice(bs, bl, "batch norm", "bias")?,
             );
-        }
-        let m = x.len() / c.max(1);
-        let mut y = vec![0f32; x.len()];
-        let per_channel: Vec<(f32, f32)> = y
-            .par_chunks_mut(m.max(1))
-            .zip(x.par_chunks(m.max(1)))
-            .enumerate()
-            .map(|(ch, (out, row))| {
-                let (mean, var) = moments(row);
-                let scale = gamma[ch] as f64 / (var + self.eps).sqrt();
-                let (scale, shift) = (scale as f32, (beta[ch] as f64 - mean * scale) as f32);
-                for (o, v) in out.iter_mut().zip(row) {
-                    *o = v * scale + shift;
-                }
-                (mean as f32, var as f32)
-            })
-            .collect();
+            if gamma.len() != c || beta.len() != c || x.len() % c.max(1) != 0 {
+                bail!(
+                    "batch norm: input {:?} against {} weights and {} biases",
+                    xl.dims(),
+                    gamma.len(),
+                    beta.len()
+                );
+            }
+            let (y, stats) = normalise(x, gamma, beta, self.eps);
+            (T::storage(y), stats)
+        });
         let mut stats = self
             .stats
             .lock()
@@ -122,9 +97,9 @@ impl CustomOp3 for BatchNormOp {
         *stats = BatchStats {
             mean: per_channel.iter().map(|s| s.0).collect(),
             var: per_channel.iter().map(|s| s.1).collect(),
-            count: m,
+            count: xl.shape().elem_count() / c.max(1),
         };
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        Ok((y, xl.shape().clone()))
     }
 
     fn bwd(
@@ -140,7 +115,7 @@ impl CustomOp3 for BatchNormOp {
             x,
             &BatchNormBackward {
                 eps: self.eps,
-                gamma: gamma.to_vec1::<f32>()?,
+                gamma: gamma.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?,
             },
         )?;
         let n = x.elem_count();
@@ -154,7 +129,7 @@ impl CustomOp3 for BatchNormOp {
 /// (dy, x) -> [dx, dgamma, dbeta] flattened into one vector.
 struct BatchNormBackward {
     eps: f64,
-    gamma: Vec<f32>,
+    gamma: Vec<f64>,
 }
 
 impl candle_core::CustomOp2 for BatchNormBackward {
@@ -169,42 +144,77 @@ impl candle_core::CustomOp2 for BatchNormBackward {
         xs: &CpuStorage,
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (dy, x) = (f32s(gs, gl, "output gradient")?, f32s(xs, xl, "input")?);
-        let c = self.gamma.len();
-        let m = x.len() / c.max(1);
-        let mut out = vec![0f32; x.len() + 2 * c];
-        let (dx, rest) = out.split_at_mut(x.len());
-        let sums: Vec<(f32, f32)> = dx
-            .par_chunks_mut(m.max(1))
-            .zip(x.par_chunks(m.max(1)).zip(dy.par_chunks(m.max(1))))
-            .enumerate()
-            .map(|(ch, (dxr, (xr, dyr)))| {
-                let (mean, var) = moments(xr);
-                let invstd = 1.0 / (var + self.eps).sqrt();
-                let sum_dy: f64 = dyr.iter().map(|v| *v as f64).sum();
-                let sum_dy_xhat: f64 = dyr
-                    .iter()
-                    .zip(xr)
-                    .map(|(g, v)| *g as f64 * (*v as f64 - mean))
-                    .sum::<f64>()
-                    * invstd;
-                let mf = m as f64;
-                let k = self.gamma[ch] as f64 * invstd;
-                let (a, b) = (sum_dy / mf, sum_dy_xhat / mf);
-                for ((o, g), v) in dxr.iter_mut().zip(dyr).zip(xr) {
-                    let xhat = (*v as f64 - mean) * invstd;
-                    *o = (k * (*g as f64 - a - xhat * b)) as f32;
-                }
-                (sum_dy_xhat as f32, sum_dy as f32)
-            })
-            .collect();
-        for (ch, (dg, db)) in sums.into_iter().enumerate() {
-            rest[ch] = dg;
-            rest[c + ch] = db;
-        }
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
+        let out = crate::with_element!(gs, "batch norm", |T| T::storage(backward(
+            T::slice(gs, gl, "batch norm", "output gradient")?,
+            T::slice(xs, xl, "batch norm", "input")?,
+            &self.gamma,
+            self.eps
+        )));
+        let len = xl.shape().elem_count() + 2 * self.gamma.len();
+        Ok((out, Shape::from(len)))
     }
+}
+
+/// y = (x - mean) / sqrt(var + eps) * gamma + beta per channel row, and each row's
+/// (mean, biased variance).
+fn normalise<T: Element>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> (Vec<T>, Vec<(f64, f64)>) {
+    let m = (x.len() / gamma.len().max(1)).max(1);
+    let mut y = vec![T::default(); x.len()];
+    let stats = y
+        .par_chunks_mut(m)
+        .zip(x.par_chunks(m))
+        .enumerate()
+        .map(|(ch, (out, row))| {
+            let (mean, var) = moments(row);
+            // Centre first, as PyTorch does: x * scale + (beta - mean * scale) would cancel
+            // catastrophically in a channel whose mean is large against its spread.
+            let scale = T::from_f64(gamma[ch].to_f64() / (var + eps).sqrt());
+            let (centre, shift) = (T::from_f64(mean), beta[ch]);
+            for (o, v) in out.iter_mut().zip(row) {
+                *o = (*v - centre) * scale + shift;
+            }
+            (mean, var)
+        })
+        .collect();
+    (y, stats)
+}
+
+/// [dx, dgamma, dbeta] of the normalisation, flattened: per channel row,
+/// dx = gamma / sigma (dy - mean(dy) - xhat mean(dy xhat)), dgamma = sum(dy xhat),
+/// dbeta = sum(dy).
+fn backward<T: Element>(dy: &[T], x: &[T], gamma: &[f64], eps: f64) -> Vec<T> {
+    let c = gamma.len();
+    let m = (x.len() / c.max(1)).max(1);
+    let mut out = vec![T::default(); x.len() + 2 * c];
+    let (dx, rest) = out.split_at_mut(x.len());
+    let sums: Vec<(f64, f64)> = dx
+        .par_chunks_mut(m)
+        .zip(x.par_chunks(m).zip(dy.par_chunks(m)))
+        .enumerate()
+        .map(|(ch, (dxr, (xr, dyr)))| {
+            let (mean, var) = moments(xr);
+            let invstd = 1.0 / (var + eps).sqrt();
+            let sum_dy: f64 = dyr.iter().map(|v| v.to_f64()).sum();
+            let sum_dy_xhat = dyr
+                .iter()
+                .zip(xr)
+                .map(|(g, v)| g.to_f64() * (v.to_f64() - mean))
+                .sum::<f64>()
+                * invstd;
+            let k = gamma[ch] * invstd;
+            let (a, b) = (sum_dy / m as f64, sum_dy_xhat / m as f64);
+            for ((o, g), v) in dxr.iter_mut().zip(dyr).zip(xr) {
+                let xhat = (v.to_f64() - mean) * invstd;
+                *o = T::from_f64(k * (g.to_f64() - a - xhat * b));
+            }
+            (sum_dy_xhat, sum_dy)
+        })
+        .collect();
+    for (ch, (dg, db)) in sums.into_iter().enumerate() {
+        rest[ch] = T::from_f64(dg);
+        rest[c + ch] = T::from_f64(db);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -273,6 +283,6 @@ mod tests {
         }
         let row0 = &vals(c * n * h * w, 0.3)[..n * h * w];
         let mean0 = row0.iter().sum::<f32>() / row0.len() as f32;
-        assert!((stats.mean[0] - mean0).abs() < 1e-5 && stats.count == n * h * w);
+        assert!((stats.mean[0] - mean0 as f64).abs() < 1e-5 && stats.count == n * h * w);
     }
 }

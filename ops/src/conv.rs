@@ -1,6 +1,6 @@
 //! Convolution in the trunks' channel-major layout: the shape ([`ConvSpec`]), the random
 //! init of a fresh layer ([`ConvInit`]), the entry point ([`conv2d`]: the CPU engine of
-//! `conv_cpu` for f32 on the CPU, else [`conv2d_generic`], im2col and one GEMM per group from
+//! `conv_cpu` for f32 and f64 on the CPU, else [`conv2d_generic`], im2col and one GEMM per group from
 //! differentiable candle ops, which runs on any device) and the slow reference
 //! ([`conv2d_slow`]: candle's own direct convolution on NCHW), which the tests hold both to.
 
@@ -105,8 +105,8 @@ impl ConvSpec {
 
 /// A convolution of a channel-major map (C x N x H x W; see [`to_channel_major`]) with a
 /// PyTorch-layout `weight` and optional `bias`, output channel-major. Differentiable in all
-/// three. f32 maps on the CPU run the engine's kernels (im2col, [`crate::gemm::sgemm`] and a
-/// direct backward); anything else runs [`conv2d_generic`].
+/// three. f32 and f64 maps on the CPU run the engine's kernels (im2col, [`crate::gemm::matmul`]
+/// and a direct backward); anything else runs [`conv2d_generic`].
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) -> Result<Tensor> {
     let (c, n, h, w) = x.dims4()?;
     let (co, ci, k, _) = s.weight_shape();
@@ -122,7 +122,9 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) 
             weight.dims()
         );
     }
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+    let cpu_kernel =
+        matches!(x.dtype(), DType::F32 | DType::F64) && bias.is_none_or(|b| b.dtype() == x.dtype());
+    if !x.device().is_cpu() || !cpu_kernel || weight.dtype() != x.dtype() {
         return conv2d_generic(x, weight, bias, s);
     }
     let op = Conv2dOp(ConvKernel::new(*s, n, h, w)?);

@@ -1,6 +1,6 @@
 //! The engine's CPU convolution: forward, input gradient and weight gradient of a
 //! channel-major convolution as candle custom ops, each an im2col (or, for a 1x1 stride-1
-//! convolution, nothing at all) and one [`sgemm`] per group and block of output lines.
+//! convolution, nothing at all) and one [`matmul`] per group and block of output lines.
 //!
 //! The backward needs no autograd graph of the forward: the input gradient is Wᵀ·dY folded back
 //! by [`col2im`], the weight gradient dY·colsᵀ with the columns rebuilt block by block, so no
@@ -8,9 +8,9 @@
 //! shapes, never on the thread count, so results are the same at any thread count.
 
 use crate::conv::ConvSpec;
-use crate::gemm::{sgemm, MatMut, MatRef};
+use crate::element::Element;
+use crate::gemm::{matmul, MatMut, MatRef};
 use crate::im2col::{col2im, im2col, Geometry};
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// The most floats one block of im2col columns may hold (4 MB: it stays in cache between
@@ -104,16 +104,16 @@ impl ConvKernel {
     }
 
     /// Group `g`'s weight matrix (C_out/groups x C_in/groups.k.k).
-    fn weight_of<'a>(&self, w: &'a [f32], g: usize) -> MatRef<'a> {
+    fn weight_of<'a, T>(&self, w: &'a [T], g: usize) -> MatRef<'a, T> {
         let (cout_g, kg) = self.per_group();
         MatRef::rows(&w[g * cout_g * kg..], cout_g, kg, kg)
     }
 
     /// y = W * x (+ bias), channel-major.
-    fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    fn forward<T: Element>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
         let (cout_g, kg) = self.per_group();
         let cols_out = self.out_cols();
-        let mut y = vec![0f32; self.spec.cout * cols_out];
+        let mut y = vec![T::default(); self.spec.cout * cols_out];
         if let Some(b) = bias {
             for (row, v) in y.chunks_mut(cols_out).zip(b) {
                 row.fill(*v);
@@ -124,11 +124,12 @@ impl ConvKernel {
             for g in 0..self.spec.groups {
                 let dst = MatMut::rows(&mut y[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
                 let xg = MatRef::rows(&x[g * kg * cols_out..], kg, cols_out, cols_out);
-                sgemm(dst, acc, self.weight_of(w, g), xg);
+                matmul(dst, acc, self.weight_of(w, g), xg);
             }
             return y;
         }
-        let mut cols = vec![0f32; self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
+        let mut cols =
+            vec![T::default(); self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
         for (first, lines) in self.blocks() {
             let width = lines * self.geometry.wo;
             im2col(x, self.batch, first, lines, &self.geometry, &mut cols);
@@ -140,27 +141,27 @@ impl ConvKernel {
                     cols_out,
                 );
                 let cg = MatRef::rows(&cols[g * kg * width..], kg, width, width);
-                sgemm(dst, acc, self.weight_of(w, g), cg);
+                matmul(dst, acc, self.weight_of(w, g), cg);
             }
         }
         y
     }
 
     /// dx = Wᵀ * dy, folded back onto the input (channel-major).
-    fn backward_data(&self, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    fn backward_data<T: Element>(&self, dy: &[T], w: &[T]) -> Vec<T> {
         let (cout_g, kg) = self.per_group();
         let cols_out = self.out_cols();
         let g_ = &self.geometry;
-        let mut dx = vec![0f32; self.spec.cin * self.batch * g_.h * g_.w];
+        let mut dx = vec![T::default(); self.spec.cin * self.batch * g_.h * g_.w];
         if self.pointwise() {
             for g in 0..self.spec.groups {
                 let dst = MatMut::rows(&mut dx[g * kg * cols_out..], kg, cols_out, cols_out);
                 let dyg = MatRef::rows(&dy[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
-                sgemm(dst, false, self.weight_of(w, g).t(), dyg);
+                matmul(dst, false, self.weight_of(w, g).t(), dyg);
             }
             return dx;
         }
-        let mut dcols = vec![0f32; g_.rows() * self.lines_per_block() * self.geometry.wo];
+        let mut dcols = vec![T::default(); g_.rows() * self.lines_per_block() * self.geometry.wo];
         for (first, lines) in self.blocks() {
             let width = lines * self.geometry.wo;
             for g in 0..self.spec.groups {
@@ -171,7 +172,7 @@ impl ConvKernel {
                     width,
                     cols_out,
                 );
-                sgemm(dst, false, self.weight_of(w, g).t(), dyg);
+                matmul(dst, false, self.weight_of(w, g).t(), dyg);
             }
             col2im(&dcols, self.batch, first, lines, g_, &mut dx);
         }
@@ -179,20 +180,21 @@ impl ConvKernel {
     }
 
     /// dW = dy * colsᵀ, summed over the blocks of output lines in order.
-    fn backward_weight(&self, dy: &[f32], x: &[f32]) -> Vec<f32> {
+    fn backward_weight<T: Element>(&self, dy: &[T], x: &[T]) -> Vec<T> {
         let (cout_g, kg) = self.per_group();
         let cols_out = self.out_cols();
-        let mut dw = vec![0f32; self.spec.cout * kg];
+        let mut dw = vec![T::default(); self.spec.cout * kg];
         if self.pointwise() {
             for g in 0..self.spec.groups {
                 let dst = MatMut::rows(&mut dw[g * cout_g * kg..], cout_g, kg, kg);
                 let dyg = MatRef::rows(&dy[g * cout_g * cols_out..], cout_g, cols_out, cols_out);
                 let xg = MatRef::rows(&x[g * kg * cols_out..], kg, cols_out, cols_out);
-                sgemm(dst, false, dyg, xg.t());
+                matmul(dst, false, dyg, xg.t());
             }
             return dw;
         }
-        let mut cols = vec![0f32; self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
+        let mut cols =
+            vec![T::default(); self.geometry.rows() * self.lines_per_block() * self.geometry.wo];
         for (first, lines) in self.blocks() {
             let width = lines * self.geometry.wo;
             im2col(x, self.batch, first, lines, &self.geometry, &mut cols);
@@ -205,25 +207,16 @@ impl ConvKernel {
                     cols_out,
                 );
                 let cg = MatRef::rows(&cols[g * kg * width..], kg, width, width);
-                sgemm(dst, first > 0, dyg, cg.t());
+                matmul(dst, first > 0, dyg, cg.t());
             }
         }
         dw
     }
 }
 
-/// The f32 contents of a contiguous CPU tensor.
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!(
-            "conv2d: {what} is {:?}, the CPU engine takes f32",
-            s.dtype()
-        );
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("conv2d: {what} is not contiguous"),
-    }
+/// The contents of a contiguous CPU tensor of the element type `T`.
+fn elems<'a, T: Element>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    T::slice(s, l, "conv2d", what)
 }
 
 /// The forward convolution, with the weight (and bias) as further arguments.
@@ -262,10 +255,12 @@ impl CustomOp2 for Conv2dOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = self
-            .0
-            .forward(f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, None);
-        Ok((CpuStorage::F32(y), self.0.out_shape()))
+        let y = crate::with_element!(xs, "conv2d", |T| T::storage(self.0.forward::<T>(
+            elems(xs, xl, "input")?,
+            elems(ws, wl, "weight")?,
+            None
+        )));
+        Ok((y, self.0.out_shape()))
     }
 
     fn bwd(
@@ -293,11 +288,12 @@ impl CustomOp3 for Conv2dOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let bias = f32s(bs, bl, "bias")?;
-        let y = self
-            .0
-            .forward(f32s(xs, xl, "input")?, f32s(ws, wl, "weight")?, Some(bias));
-        Ok((CpuStorage::F32(y), self.0.out_shape()))
+        let y = crate::with_element!(xs, "conv2d", |T| T::storage(self.0.forward::<T>(
+            elems(xs, xl, "input")?,
+            elems(ws, wl, "weight")?,
+            Some(elems(bs, bl, "bias")?)
+        )));
+        Ok((y, self.0.out_shape()))
     }
 
     fn bwd(
@@ -332,10 +328,11 @@ impl CustomOp2 for BackwardData {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dx = self
-            .0
-            .backward_data(f32s(gs, gl, "output gradient")?, f32s(ws, wl, "weight")?);
-        Ok((CpuStorage::F32(dx), self.0.in_shape()))
+        let dx = crate::with_element!(gs, "conv2d", |T| T::storage(
+            self.0
+                .backward_data::<T>(elems(gs, gl, "output gradient")?, elems(ws, wl, "weight")?)
+        ));
+        Ok((dx, self.0.in_shape()))
     }
 }
 
@@ -354,10 +351,11 @@ impl CustomOp2 for BackwardWeight {
         xs: &CpuStorage,
         xl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dw = self
-            .0
-            .backward_weight(f32s(gs, gl, "output gradient")?, f32s(xs, xl, "input")?);
+        let dw = crate::with_element!(gs, "conv2d", |T| T::storage(
+            self.0
+                .backward_weight::<T>(elems(gs, gl, "output gradient")?, elems(xs, xl, "input")?)
+        ));
         let (co, ci, k, _) = self.0.spec.weight_shape();
-        Ok((CpuStorage::F32(dw), (co, ci, k, k).into()))
+        Ok((dw, (co, ci, k, k).into()))
     }
 }

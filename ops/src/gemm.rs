@@ -1,9 +1,10 @@
-//! The one f32 matrix product under the engine's kernels: gemm's AVX-512 / AVX2 / scalar
+//! The one matrix product (f32, or f64 for the tight parity checks) under the engine's kernels: gemm's AVX-512 / AVX2 / scalar
 //! micro-kernels (picked at run time from what the CPU has), on strided views, with the
 //! reduction cut into fixed blocks of [`K_BLOCK`] so that its order, and so every rounding,
 //! depends neither on the thread count nor on the cache sizes gemm reads from the machine
 //! (left to itself, gemm sizes its k-blocks from the L1 cache, which differs between CPUs).
 
+use crate::element::Element;
 use gemm::Parallelism;
 
 /// The longest stretch of the reduction dimension one gemm call sums. gemm sizes its own
@@ -15,26 +16,34 @@ pub const K_BLOCK: usize = 512;
 /// the pool costs more than it saves.
 const PARALLEL_WORK: usize = 1 << 21;
 
-/// A strided, read-only view of a row-major-or-not f32 matrix.
-#[derive(Clone, Copy, Debug)]
-pub struct MatRef<'a> {
-    data: &'a [f32],
+/// A strided, read-only view of a matrix.
+#[derive(Debug)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
 }
 
-impl<'a> MatRef<'a> {
+impl<T> Clone for MatRef<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for MatRef<'_, T> {}
+
+impl<'a, T> MatRef<'a, T> {
     /// A `rows x cols` matrix stored row-major with `row_stride` between rows.
-    pub fn rows(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+    pub fn rows(data: &'a [T], rows: usize, cols: usize, row_stride: usize) -> Self {
         Self::strided(data, rows, cols, row_stride, 1)
     }
 
     /// A view with arbitrary (non-negative) strides; panics if it reaches past `data`
     /// (a programming error in a kernel, never a user's input).
     pub fn strided(
-        data: &'a [f32],
+        data: &'a [T],
         rows: usize,
         cols: usize,
         row_stride: usize,
@@ -77,19 +86,19 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// A strided, writable view of an f32 matrix.
+/// A strided, writable view of a matrix.
 #[derive(Debug)]
-pub struct MatMut<'a> {
-    data: &'a mut [f32],
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
 }
 
-impl<'a> MatMut<'a> {
+impl<'a, T> MatMut<'a, T> {
     /// A `rows x cols` matrix stored row-major with `row_stride` between rows (a column
     /// block of a wider matrix when `row_stride > cols`).
-    pub fn rows(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+    pub fn rows(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize) -> Self {
         assert!(reach(rows, cols, row_stride, 1) <= data.len());
         Self {
             data,
@@ -111,11 +120,11 @@ fn reach(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usiz
 
 /// `dst = lhs x rhs`, or `dst += lhs x rhs` when `accumulate`. The reduction runs in blocks of
 /// [`K_BLOCK`] in order, each added into `dst`.
-pub fn sgemm(dst: MatMut, accumulate: bool, lhs: MatRef, rhs: MatRef) {
+pub fn matmul<T: Element>(dst: MatMut<T>, accumulate: bool, lhs: MatRef<T>, rhs: MatRef<T>) {
     let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     assert!(
         lhs.rows == m && rhs.rows == k && rhs.cols == n,
-        "sgemm shapes"
+        "matmul shapes"
     );
     if m == 0 || n == 0 {
         return;
@@ -123,7 +132,7 @@ pub fn sgemm(dst: MatMut, accumulate: bool, lhs: MatRef, rhs: MatRef) {
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                dst.data[r * dst.row_stride..][..n].fill(0.0);
+                dst.data[r * dst.row_stride..][..n].fill(T::default());
             }
         }
         return;
@@ -142,7 +151,7 @@ pub fn sgemm(dst: MatMut, accumulate: bool, lhs: MatRef, rhs: MatRef) {
         // SAFETY: every view was checked against its slice when it was made (`reach`), the
         // sub-views stay inside their parents, and `dst` is borrowed mutably for the call.
         unsafe {
-            gemm::gemm(
+            ::gemm::gemm(
                 m,
                 n,
                 kb,
@@ -156,8 +165,8 @@ pub fn sgemm(dst: MatMut, accumulate: bool, lhs: MatRef, rhs: MatRef) {
                 b.data.as_ptr(),
                 b.col_stride as isize,
                 b.row_stride as isize,
-                1.0,
-                1.0,
+                T::ONE,
+                T::ONE,
                 false,
                 false,
                 false,
@@ -199,7 +208,7 @@ mod tests {
         let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
         let wide = n + 3;
         let mut dst = vec![1f32; m * wide];
-        sgemm(
+        matmul(
             MatMut::rows(&mut dst[1..], m, n, wide),
             false,
             MatRef::rows(&a, m, k, k),
@@ -213,7 +222,7 @@ mod tests {
             }
         }
         // Accumulating adds the same product again.
-        sgemm(
+        matmul(
             MatMut::rows(&mut dst[1..], m, n, wide),
             true,
             MatRef::rows(&a, m, k, k),

@@ -4,6 +4,7 @@
 //! parallel over rows (im2col) or channels (col2im), so no thread ever adds into another's
 //! output and the result does not depend on the thread count.
 
+use crate::element::Element;
 use rayon::prelude::*;
 
 /// Where one convolution's kernel reads its input.
@@ -57,7 +58,14 @@ impl Geometry {
 /// Fills `cols` ((C.k.k) x (lines.Wo), row-major) for the output lines
 /// `first..first + lines` (line `l` is output row `l % Ho` of image `l / Ho`) of the
 /// channel-major map `x` holding `batch` images.
-pub fn im2col(x: &[f32], batch: usize, first: usize, lines: usize, g: &Geometry, cols: &mut [f32]) {
+pub fn im2col<T: Element>(
+    x: &[T],
+    batch: usize,
+    first: usize,
+    lines: usize,
+    g: &Geometry,
+    cols: &mut [T],
+) {
     let (hw, kk) = (g.h * g.w, g.kernel * g.kernel);
     let width = lines * g.wo;
     cols[..g.rows() * width]
@@ -71,13 +79,13 @@ pub fn im2col(x: &[f32], batch: usize, first: usize, lines: usize, g: &Geometry,
                 let iy = match g.source(oy, kh, g.h) {
                     Some(iy) if !xs.is_empty() => iy,
                     _ => {
-                        line.fill(0.0);
+                        line.fill(T::default());
                         continue;
                     }
                 };
                 let src = &x[(c * batch + img) * hw + iy * g.w..][..g.w];
-                line[..xs.start].fill(0.0);
-                line[xs.end..].fill(0.0);
+                line[..xs.start].fill(T::default());
+                line[xs.end..].fill(T::default());
                 let ix0 = xs.start * g.stride + kw * g.dilation - g.padding;
                 if g.stride == 1 {
                     line[xs.clone()].copy_from_slice(&src[ix0..ix0 + xs.len()]);
@@ -93,13 +101,13 @@ pub fn im2col(x: &[f32], batch: usize, first: usize, lines: usize, g: &Geometry,
 /// Adds the columns `cols` (as [`im2col`] lays them out for the output lines
 /// `first..first + lines`) back onto the channel-major map `dx` holding `batch` images: the
 /// adjoint of [`im2col`], the input gradient of a convolution.
-pub fn col2im(
-    cols: &[f32],
+pub fn col2im<T: Element>(
+    cols: &[T],
     batch: usize,
     first: usize,
     lines: usize,
     g: &Geometry,
-    dx: &mut [f32],
+    dx: &mut [T],
 ) {
     let (hw, kk) = (g.h * g.w, g.kernel * g.kernel);
     let width = lines * g.wo;
@@ -122,7 +130,7 @@ pub fn col2im(
                         };
                         let dst = &mut slab[img * hw + iy * g.w..][..g.w];
                         for (j, v) in line[xs.clone()].iter().enumerate() {
-                            dst[ix0 + j * g.stride] += v;
+                            dst[ix0 + j * g.stride] += *v;
                         }
                     }
                 }

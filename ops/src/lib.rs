@@ -8,9 +8,11 @@
 pub mod batch_norm;
 pub mod conv;
 mod conv_cpu;
+pub mod element;
 pub mod gemm;
 mod im2col;
 pub mod layout;
+mod max_pool_cpu;
 pub mod pool;
 
 pub use batch_norm::{batch_norm_train, BatchStats};

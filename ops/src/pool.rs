@@ -7,6 +7,7 @@
 //! `maximum` (a tie shares the gradient between its arguments; PyTorch gives it all to the
 //! first, which is an equally valid subgradient).
 
+use crate::max_pool_cpu::{MaxPool, MaxPoolOp};
 use candle_core::{DType, Result, Tensor, D};
 
 /// `x` (N x C x H x W) padded by `pad` on each side of H and W with `value`.
@@ -42,9 +43,11 @@ fn strided(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) ->
     v.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
 }
 
-/// Max-pool of `x` (N x C x H x W) with a square `kernel`, `stride` and `pad`
-/// (padding never wins: it is minus infinity), output size floor((H + 2 pad - kernel) /
-/// stride) + 1 as PyTorch's `MaxPool2d`. Differentiable.
+/// Max-pool of `x` (N x C x H x W, or C x N x H x W: any two leading dimensions) with a
+/// square `kernel`, `stride` and `pad` (padding never wins: it is minus infinity), output size
+/// floor((H + 2 pad - kernel) / stride) + 1 as PyTorch's `MaxPool2d`. Differentiable; f32 and
+/// f64 on the CPU run the engine's kernel (`max_pool_cpu`), which routes a window's gradient
+/// to its first maximum as PyTorch does.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (hp, wp) = (h + 2 * pad, w + 2 * pad);
@@ -54,6 +57,35 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
         );
     }
     let (oh, ow) = ((hp - kernel) / stride + 1, (wp - kernel) / stride + 1);
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && pad < kernel {
+        let (a, b, _, _) = x.dims4()?;
+        let pool = MaxPool {
+            planes: a * b,
+            h,
+            w,
+            oh,
+            ow,
+            kernel,
+            stride,
+            pad,
+            dims: [a, b, h, w],
+        };
+        return x.contiguous()?.apply_op1(MaxPoolOp(pool));
+    }
+    max_pool2d_generic(x, kernel, stride, pad, oh, ow)
+}
+
+/// [`max_pool2d`] from candle ops: the element-wise maximum of the window's shifted views
+/// (any device; a tie shares the gradient between its arguments, where PyTorch and the CPU
+/// kernel give it all to the first).
+fn max_pool2d_generic(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+) -> Result<Tensor> {
     let lowest = match x.dtype() {
         DType::F64 => f64::MIN,
         _ => f32::MIN as f64,
@@ -163,5 +195,35 @@ mod tests {
             wins[best] += 1.0;
         }
         assert_eq!(g, wins);
+    }
+
+    /// A flat region ties: the CPU kernel gives a window's whole gradient to its first
+    /// maximum in row-major order (PyTorch's rule); the candle-op path, for other devices,
+    /// agrees with it on the forward and on the gradient's total.
+    #[test]
+    fn a_tie_sends_the_gradient_to_the_first_maximum() {
+        let x = Var::from_tensor(
+            &Tensor::ones((1, 1, 4, 4), DType::F32, &candle_core::Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let y = max_pool2d(x.as_tensor(), 2, 2, 0).unwrap();
+        let g = values(y.sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+        let first = [
+            1., 0., 1., 0., 0., 0., 0., 0., 1., 0., 1., 0., 0., 0., 0., 0.,
+        ];
+        assert_eq!(g, first);
+        let (oh, ow) = (2, 2);
+        let generic = max_pool2d_generic(x.as_tensor(), 2, 2, 0, oh, ow).unwrap();
+        assert_eq!(values(&generic), values(&y));
+        let gg = values(
+            generic
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .get(&x)
+                .unwrap(),
+        );
+        assert_eq!(gg.iter().sum::<f32>(), g.iter().sum::<f32>());
     }
 }

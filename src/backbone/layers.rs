@@ -4,7 +4,7 @@
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use sslbench_ops::{conv2d, pad_spatial, ConvInit, ConvSpec};
+use sslbench_ops::{conv2d, max_pool2d, ConvInit, ConvSpec};
 
 /// A frozen convolution, with an optional batch norm folded into its weight and bias.
 #[derive(Clone, Debug)]
@@ -78,9 +78,9 @@ impl ConvLayer for FrozenConv {
         conv2d(x, &self.weight, self.bias.as_ref(), &self.spec)
     }
 
-    /// candle's max-pool on zero padding, exact for non-negative maps (no backward needed).
+    /// The engine's max-pool (minus-infinity padding, as PyTorch's).
     fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-        pad_spatial(x, pad)?.max_pool2d_with_stride(kernel, stride)
+        max_pool2d(x, kernel, stride, pad)
     }
 }
 

@@ -71,11 +71,14 @@ impl BatchNorm {
         let flat = x.reshape((c, n * h * w))?;
         let gamma = self.gamma.reshape((c, 1))?;
         let beta = self.beta.reshape((c, 1))?;
-        if self.mode.training() && x.device().is_cpu() && x.dtype() == DType::F32 {
+        if self.mode.training()
+            && x.device().is_cpu()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+        {
             // The fused kernel: one op forward and backward instead of a chain of eight.
             let (y, stats) = batch_norm_train(x, &self.gamma, &self.beta, BN_EPS)?;
-            let mean = Tensor::new(stats.mean.as_slice(), x.device())?;
-            let var = Tensor::new(stats.var.as_slice(), x.device())?;
+            let mean = Tensor::new(stats.mean.as_slice(), x.device())?.to_dtype(x.dtype())?;
+            let var = Tensor::new(stats.var.as_slice(), x.device())?.to_dtype(x.dtype())?;
             self.update(&mean, &var, stats.count)?;
             return Ok(y);
         }
@@ -180,10 +183,22 @@ impl TrainableBackbone {
         params: &Params,
         bn_momentum: f64,
     ) -> Result<Self> {
+        Self::with_dtype(cfg, device, DType::F32, params, bn_momentum)
+    }
+
+    /// [`TrainableBackbone::new`] with its variables in `dtype` (f64 for the tight gradient
+    /// parity checks; training is f32).
+    pub fn with_dtype(
+        cfg: &BackboneConfig,
+        device: &candle_core::Device,
+        dtype: DType,
+        params: &Params,
+        bn_momentum: f64,
+    ) -> Result<Self> {
         let mode = BnMode::new(bn_momentum);
         let (trunk, family) = with_weights_wrapped(
             cfg,
-            |source| params.var_builder(source, device),
+            |source| params.var_builder_as(source, dtype, device),
             |vb| Trunk::build(cfg, vb, &mode),
         )?;
         Ok(Self {

@@ -53,11 +53,21 @@ impl Params {
         source: Box<dyn SimpleBackend + 'static>,
         device: &Device,
     ) -> VarBuilder<'static> {
+        self.var_builder_as(source, DType::F32, device)
+    }
+
+    /// [`Params::var_builder`] with the variables in `dtype`.
+    pub fn var_builder_as(
+        &self,
+        source: Box<dyn SimpleBackend + 'static>,
+        dtype: DType,
+        device: &Device,
+    ) -> VarBuilder<'static> {
         let recorder = Recorder {
             source,
             params: self.clone(),
         };
-        VarBuilder::from_backend(Box::new(recorder), DType::F32, device.clone())
+        VarBuilder::from_backend(Box::new(recorder), dtype, device.clone())
     }
 
     /// Every (name, variable, kind), in creation order.
