@@ -7,7 +7,7 @@
 //! `maximum` (a tie shares the gradient between its arguments; PyTorch gives it all to the
 //! first, which is an equally valid subgradient).
 
-use crate::max_pool_cpu::{MaxPool, MaxPoolOp};
+use crate::pool_cpu::{AvgPoolOp, MaxPoolOp, Pool};
 use candle_core::{DType, Result, Tensor, D};
 
 /// `x` (N x C x H x W) padded by `pad` on each side of H and W with `value`.
@@ -59,7 +59,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Resul
     let (oh, ow) = ((hp - kernel) / stride + 1, (wp - kernel) / stride + 1);
     if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && pad < kernel {
         let (a, b, _, _) = x.dims4()?;
-        let pool = MaxPool {
+        let pool = Pool {
             planes: a * b,
             h,
             w,
@@ -105,9 +105,31 @@ fn max_pool2d_generic(
     out.ok_or_else(|| candle_core::Error::Msg("max_pool2d: empty kernel".into()))
 }
 
-/// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`).
+/// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`); f32 and f64
+/// on the CPU run the engine's kernel, other devices candle's pool on a zero-padded map.
 pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    crate::layout::pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride)
+    let (a, b, h, w) = x.dims4()?;
+    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    if kernel == 0 || stride == 0 || hp < kernel || wp < kernel {
+        candle_core::bail!(
+            "avg_pool2d: kernel {kernel} stride {stride} pad {pad} does not fit {h}x{w}"
+        );
+    }
+    if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
+        return crate::layout::pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride);
+    }
+    let pool = Pool {
+        planes: a * b,
+        h,
+        w,
+        oh: (hp - kernel) / stride + 1,
+        ow: (wp - kernel) / stride + 1,
+        kernel,
+        stride,
+        pad,
+        dims: [a, b, h, w],
+    };
+    x.contiguous()?.apply_op1(AvgPoolOp(pool))
 }
 
 /// Global average pool of a map over its two spatial dimensions (C x N x H x W -> C x N).
@@ -225,5 +247,59 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(gg.iter().sum::<f32>(), g.iter().sum::<f32>());
+    }
+
+    /// The average pool equals candle's on a zero-padded map, forward at overlapping,
+    /// padded windows (the protocol's), and backward where candle's has one (kernel ==
+    /// stride).
+    #[test]
+    fn average_pool_matches_candle() {
+        let dev = candle_core::Device::Cpu;
+        for (h, w, k, s, p) in [(13, 11, 10, 10, 4), (56, 56, 16, 8, 0), (9, 9, 3, 2, 1)] {
+            let x = input(2, 3, h, w);
+            let ours = avg_pool_padded(&x, k, s, p).unwrap();
+            let theirs = crate::layout::pad_spatial(&x, p)
+                .unwrap()
+                .avg_pool2d_with_stride(k, s)
+                .unwrap();
+            let d = (ours - theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0);
+            assert!(
+                d.unwrap().to_scalar::<f32>().unwrap() < 1e-5,
+                "{h}x{w} k{k} s{s} p{p}"
+            );
+        }
+        let x = Var::from_tensor(&input(2, 3, 8, 6)).unwrap();
+        let r = Tensor::arange(0f32, 24.0, &dev)
+            .unwrap()
+            .reshape((2, 3, 4, 1))
+            .unwrap();
+        let grad = |y: Tensor| {
+            let g = (y.broadcast_mul(&r).unwrap())
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            values(g.get(&x).unwrap())
+        };
+        let ours = grad(
+            avg_pool_padded(x.as_tensor(), 2, 2, 0)
+                .unwrap()
+                .narrow(3, 0, 1)
+                .unwrap(),
+        );
+        let theirs = grad(
+            x.as_tensor()
+                .avg_pool2d_with_stride(2, 2)
+                .unwrap()
+                .narrow(3, 0, 1)
+                .unwrap(),
+        );
+        assert_eq!(ours, theirs);
     }
 }

@@ -2,11 +2,13 @@
 //! variant as VISSL's `alexnet_jigsaw` stores it (96-256-384-384-256, 227 input, conv1
 //! stride 2, grouped convs, LRN after pools 1-2, batch norm on conv3-5).
 
-use super::layers::{local_response_norm, ConvLayer, FrozenConv};
+use super::layers::{ConvLayer, FrozenConv};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use sslbench_ops::{from_channel_major, to_channel_major, ConvInit, ConvSpec};
+use sslbench_ops::{
+    from_channel_major, local_response_norm, relu, to_channel_major, ConvInit, ConvSpec,
+};
 
 /// Which published AlexNet layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +121,7 @@ impl<C: ConvLayer> AlexNet<C> {
         let mut outputs = Vec::with_capacity(deepest + 1);
         let mut h = to_channel_major(x)?;
         for (i, conv) in self.convs.iter().enumerate().take(deepest.min(4) + 1) {
-            h = conv.forward(&h)?.relu()?;
+            h = relu(&conv.forward(&h)?)?;
             outputs.push(from_channel_major(&h)?);
             if i < 2 {
                 h = C::max_pool(&h, 3, 2, 0)?;

@@ -1,6 +1,6 @@
 //! The layers the trunks are made of, over the ops of `sslbench_ops`: a convolution with its
 //! batch norm as a trunk builds it from published names ([`ConvLayer`]), its frozen form with
-//! the batch norm folded in ([`FrozenConv`]), and local response normalisation.
+//! the batch norm folded in ([`FrozenConv`]).
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -82,24 +82,4 @@ impl ConvLayer for FrozenConv {
     fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
         max_pool2d(x, kernel, stride, pad)
     }
-}
-
-/// Local response normalisation across the channels (dimension 0 of a channel-major map),
-/// as PyTorch's `LocalResponseNorm(size, alpha, beta, k)`: x / (k + alpha * mean of x^2 over
-/// `size` neighbouring channels)^beta.
-pub fn local_response_norm(
-    x: &Tensor,
-    size: usize,
-    alpha: f64,
-    beta: f64,
-    k: f64,
-) -> Result<Tensor> {
-    let channels = x.dim(0)?;
-    let sq = x.sqr()?.pad_with_zeros(0, size / 2, (size - 1) / 2)?;
-    let mut sum = sq.narrow(0, 0, channels)?;
-    for offset in 1..size {
-        sum = (sum + sq.narrow(0, offset, channels)?)?;
-    }
-    let div = ((sum * (alpha / size as f64))? + k)?.powf(beta)?;
-    x / div
 }

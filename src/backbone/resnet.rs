@@ -6,7 +6,9 @@ use super::layers::{ConvLayer, FrozenConv};
 use super::Tap;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use sslbench_ops::{from_channel_major, global_avg_pool, to_channel_major, ConvInit, ConvSpec};
+use sslbench_ops::{
+    add_relu, from_channel_major, global_avg_pool, relu, to_channel_major, ConvInit, ConvSpec,
+};
 
 /// Blocks per stage of ResNet-50.
 const DEPTHS: [usize; 4] = [3, 4, 6, 3];
@@ -31,14 +33,14 @@ struct Bottleneck<C> {
 
 impl<C: ConvLayer> Bottleneck<C> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(x)?.relu()?;
-        let y = self.conv2.forward(&y)?.relu()?;
+        let y = relu(&self.conv1.forward(x)?)?;
+        let y = relu(&self.conv2.forward(&y)?)?;
         let y = self.conv3.forward(&y)?;
         let skip = match &self.downsample {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        (y + skip)?.relu()
+        add_relu(&y, &skip)
     }
 }
 
@@ -151,7 +153,7 @@ impl<C: ConvLayer> ResNet<C> {
     /// `TAPS` up to index `deepest` (NCHW, pool5 as N x C).
     pub fn forward_until(&self, x: &Tensor, deepest: usize) -> Result<Vec<Tensor>> {
         let mut outputs = Vec::with_capacity(deepest + 1);
-        let mut h = self.stem.forward(&to_channel_major(x)?)?.relu()?;
+        let mut h = relu(&self.stem.forward(&to_channel_major(x)?)?)?;
         outputs.push(from_channel_major(&h)?);
         h = C::max_pool(&h, 3, 2, 1)?;
         for stage in self.stages.iter().take(deepest.min(4)) {
