@@ -220,6 +220,7 @@ fn backward<T: Element>(dy: &[T], x: &[T], gamma: &[f64], eps: f64) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::{Device, Var};
 
     /// The same batch norm from candle ops, differentiated by autograd.
@@ -264,18 +265,7 @@ mod tests {
             .unwrap()
             .backward()
             .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
+        let diff = max_diff;
         assert!(diff(&fused, &plain) < 1e-5);
         for v in [&x, &gamma, &beta] {
             let d = diff(gf.get(v).unwrap(), gp.get(v).unwrap());

@@ -240,6 +240,7 @@ pub fn conv2d_slow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::Device;
 
     fn tensor(shape: (usize, usize, usize, usize), phase: f32) -> Tensor {
@@ -259,15 +260,6 @@ mod tests {
         ConvSpec::new(8, 6, 5).stride(3).padding(2).groups(2),
         ConvSpec::new(8, 6, 1).groups(2),
     ];
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        values(a)
-            .iter()
-            .zip(values(b))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max)
-    }
 
     /// The input, weight and bias gradients of the engine's direct backward equal those
     /// autograd takes through the candle-op convolution, for every shape kind.

@@ -223,6 +223,27 @@ fn elems<'a, T: Element>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'
 pub(crate) struct Conv2dOp(pub(crate) ConvKernel);
 
 impl Conv2dOp {
+    /// The forward pass on CPU storages, with or without the bias.
+    fn run(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = crate::with_element!(xs, "conv2d", |T| {
+            let b = bias
+                .map(|(bs, bl)| elems::<T>(bs, bl, "bias"))
+                .transpose()?;
+            T::storage(
+                self.0
+                    .forward::<T>(elems(xs, xl, "input")?, elems(ws, wl, "weight")?, b),
+            )
+        });
+        Ok((y, self.0.out_shape()))
+    }
+
     /// The input and weight gradients of `grad` (the output's), where their tensors need one.
     fn gradients(
         &self,
@@ -255,12 +276,7 @@ impl CustomOp2 for Conv2dOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = crate::with_element!(xs, "conv2d", |T| T::storage(self.0.forward::<T>(
-            elems(xs, xl, "input")?,
-            elems(ws, wl, "weight")?,
-            None
-        )));
-        Ok((y, self.0.out_shape()))
+        self.run(xs, xl, ws, wl, None)
     }
 
     fn bwd(
@@ -288,12 +304,7 @@ impl CustomOp3 for Conv2dOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = crate::with_element!(xs, "conv2d", |T| T::storage(self.0.forward::<T>(
-            elems(xs, xl, "input")?,
-            elems(ws, wl, "weight")?,
-            Some(elems(bs, bl, "bias")?)
-        )));
-        Ok((y, self.0.out_shape()))
+        self.run(xs, xl, ws, wl, Some((bs, bl)))
     }
 
     fn bwd(

@@ -16,6 +16,8 @@ pub mod layout;
 pub mod lrn;
 pub mod pool;
 mod pool_cpu;
+#[cfg(test)]
+mod testing;
 
 pub use activation::{add_relu, relu};
 pub use batch_norm::{batch_norm_train, BatchStats};

@@ -198,6 +198,7 @@ impl CustomOp2 for LrnBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::{Device, Var};
 
     /// Forward and backward equal the candle-op LRN under autograd, for Caffe's beta (the
@@ -217,18 +218,7 @@ mod tests {
                 (y, g.get(&x).unwrap().clone())
             };
             let ((y1, g1), (y2, g2)) = (run(local_response_norm), run(local_response_norm_generic));
-            let diff = |a: &Tensor, b: &Tensor| {
-                (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            };
+            let diff = max_diff;
             assert!(diff(&y1, &y2) < 1e-5, "forward, size {size}");
             assert!(
                 diff(&g1, &g2) < 1e-4,
