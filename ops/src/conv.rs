@@ -113,8 +113,8 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, s: &ConvSpec) 
     if c != s.cin
         || weight.dims() != [co, ci, k, k]
         || s.groups == 0
-        || s.cin % s.groups != 0
-        || s.cout % s.groups != 0
+        || !s.cin.is_multiple_of(s.groups)
+        || !s.cout.is_multiple_of(s.groups)
     {
         bail!(
             "conv2d: input {:?} and weight {:?} do not fit {s:?} (input C x N x H x W, weight C_out x C_in/groups x k x k)",

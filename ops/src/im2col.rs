@@ -12,7 +12,7 @@ use rayon::prelude::*;
 pub struct Geometry {
     /// Input channels.
     pub channels: usize,
-    /// Input height and width.
+    /// Input height.
     pub h: usize,
     /// Input width.
     pub w: usize,
@@ -36,7 +36,8 @@ impl Geometry {
         self.channels * self.kernel * self.kernel
     }
 
-    /// The input column `ix` that output column `ox` reads at kernel offset `kw`, if inside.
+    /// The input row (or column) that output row (column) `o` reads at kernel offset `kk`, if
+    /// inside the map.
     #[inline]
     fn source(&self, o: usize, kk: usize, size: usize) -> Option<usize> {
         let i = (o * self.stride + kk * self.dilation) as isize - self.padding as isize;

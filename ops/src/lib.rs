@@ -1,9 +1,16 @@
 //! sslbench-ops: the tensor ops below sslbench's trunks, flat like candle-nn's `lib.rs`.
 //!
-//! Each op is a candle op with its backward (through autograd or, for the engine's kernels
-//! to come, a custom op), and keeps a slow, obviously correct reference beside it for the
-//! tests, in candle-nn's way (`*_slow`). This crate depends on candle only: it never reads a
-//! config and knows no trunk, feature cache or task.
+//! Each op is a candle op with its backward. On the CPU, in f32 and f64, it runs the engine's
+//! kernels as candle custom ops (`conv_cpu`, `im2col`, `pool_cpu`, [`batch_norm`], [`lrn`],
+//! [`activation`], all over [`gemm::matmul`]); on other devices it runs candle ops (`*_generic`,
+//! which also keep CUDA working). Each kernel is tested against a slow, obviously correct
+//! reference or the candle-op path under autograd (`*_slow`, `*_generic`), in candle-nn's way.
+//!
+//! Every kernel gives each output element to one thread and sums in an order fixed by the
+//! shapes alone, so results do not depend on the thread count or on the CPU's cache sizes.
+//!
+//! This crate depends on candle, gemm and rayon only: it never reads a config and knows no
+//! trunk, feature cache or task.
 
 pub mod activation;
 pub mod batch_norm;

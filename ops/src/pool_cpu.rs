@@ -16,7 +16,7 @@ use rayon::prelude::*;
 /// One pool (max or average) at one input shape.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pool {
-    /// Planes (the product of the leading dimensions), input height and width.
+    /// Planes: the product of the two leading dimensions.
     pub planes: usize,
     /// Input height.
     pub h: usize,
