@@ -250,8 +250,11 @@ mod tests {
     }
 
     /// Every shape kind the trunks use: 1x1, strided 1x1, 3x3 padded, strided 7x7 (the stem),
-    /// dilated, grouped (AlexNet), grouped 1x1.
-    const SPECS: [ConvSpec; 7] = [
+    /// dilated, grouped (AlexNet), grouped 1x1; and two with more output channels than
+    /// C_in.k.k (the weight gradient's other orientation), 1x1 and strided.
+    const SPECS: [ConvSpec; 9] = [
+        ConvSpec::new(2, 8, 1),
+        ConvSpec::new(3, 8, 1).stride(2),
         ConvSpec::new(8, 6, 1),
         ConvSpec::new(8, 6, 1).stride(2),
         ConvSpec::new(8, 6, 3).padding(1),
