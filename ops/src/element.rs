@@ -27,6 +27,8 @@ pub trait Element:
     fn from_f64(v: f64) -> Self;
     /// The contents of a contiguous storage of this type; `op` and `what` name it in errors.
     fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str, what: &str) -> Result<&'a [Self]>;
+    /// The whole buffer of a storage of this type, for a strided view.
+    fn buffer<'a>(s: &'a CpuStorage, op: &str, what: &str) -> Result<&'a [Self]>;
     /// A storage holding `v`.
     fn storage(v: Vec<Self>) -> CpuStorage;
 }
@@ -56,8 +58,11 @@ macro_rules! element {
                 op: &str,
                 what: &str,
             ) -> Result<&'a [Self]> {
+                contiguous(Self::buffer(s, op, what)?, l, op, what)
+            }
+            fn buffer<'a>(s: &'a CpuStorage, op: &str, what: &str) -> Result<&'a [Self]> {
                 match s {
-                    CpuStorage::$variant(v) => contiguous(v, l, op, what),
+                    CpuStorage::$variant(v) => Ok(v),
                     other => bail!(
                         "{op}: {what} is {:?}, expected {}",
                         other.dtype(),

@@ -21,6 +21,7 @@ pub mod gemm;
 mod im2col;
 pub mod layout;
 pub mod lrn;
+mod matmul_op;
 pub mod pool;
 mod pool_cpu;
 #[cfg(test)]
@@ -31,4 +32,5 @@ pub use batch_norm::{batch_norm_train, BatchStats};
 pub use conv::{conv2d, conv2d_generic, conv2d_slow, ConvInit, ConvSpec};
 pub use layout::{from_channel_major, pad_spatial, to_channel_major};
 pub use lrn::local_response_norm;
+pub use matmul_op::mm;
 pub use pool::{avg_pool_padded, global_avg_pool, max_pool2d};

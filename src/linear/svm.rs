@@ -127,12 +127,14 @@ impl Gram {
     }
 
     /// `AB'`: row `i` holds the dot products of `a`'s row `i` with every row of `b`, by one
-    /// float64 matrix product (candle's CPU GEMM).
+    /// float64 matrix product (the engine's, whose sums do not depend on the machine).
     pub fn cross(a: &Rows, b: &Rows, precision: Precision) -> candle_core::Result<Gram> {
         use candle_core::{Device, Tensor};
         let ta = Tensor::from_slice(&a.data, (a.len(), a.dim), &Device::Cpu)?;
         let tb = Tensor::from_slice(&b.data, (b.len(), b.dim), &Device::Cpu)?;
-        let k = ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f64>()?;
+        let k = sslbench_ops::mm(&ta, &tb.t()?)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
         let k = match precision {
             Precision::F64 => Entries::F64(k),
             Precision::F32 => Entries::F32(k.into_iter().map(|v| v as f32).collect()),

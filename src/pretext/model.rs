@@ -105,15 +105,11 @@ impl PretextModel {
             PretextKind::Colorization => {
                 let c = map.dim(1)?;
                 let cells = map.permute((1, 0, 2, 3))?.reshape((c, ()))?;
-                return Ok(self
-                    .weight
-                    .matmul(&cells)?
+                return Ok(sslbench_ops::mm(&self.weight, &cells)?
                     .broadcast_add(&self.bias.unsqueeze(1)?)?);
             }
         };
-        Ok(rows
-            .broadcast_matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?)
+        Ok(sslbench_ops::mm(&rows, &self.weight.t()?)?.broadcast_add(&self.bias)?)
     }
 
     /// The loss and accuracy counts of a batch.
