@@ -332,8 +332,7 @@ impl Head {
     }
 
     fn fc(&self, y: &Tensor) -> Result<Tensor> {
-        y.matmul(self.weight.as_tensor())?
-            .broadcast_add(self.bias.as_tensor())
+        sslbench_ops::mm(y, self.weight.as_tensor())?.broadcast_add(self.bias.as_tensor())
     }
 }
 

@@ -33,7 +33,7 @@ fn affine(
 
 impl Affine {
     fn linear(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+        Ok(sslbench_ops::mm(x, &self.weight.t()?)?.broadcast_add(&self.bias)?)
     }
 
     /// An NCHW convolution through the trunk's im2col GEMM (candle's CPU convolution
