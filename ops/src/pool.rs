@@ -46,33 +46,14 @@ fn strided(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) ->
 /// Max-pool of `x` (N x C x H x W, or C x N x H x W: any two leading dimensions) with a
 /// square `kernel`, `stride` and `pad` (padding never wins: it is minus infinity), output size
 /// floor((H + 2 pad - kernel) / stride) + 1 as PyTorch's `MaxPool2d`. Differentiable; f32 and
-/// f64 on the CPU run the engine's kernel (`max_pool_cpu`), which routes a window's gradient
+/// f64 on the CPU run the engine's kernel (`pool_cpu`), which routes a window's gradient
 /// to its first maximum as PyTorch does.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
-    if kernel == 0 || stride == 0 || hp < kernel || wp < kernel {
-        candle_core::bail!(
-            "max_pool2d: kernel {kernel} stride {stride} pad {pad} does not fit {h}x{w}"
-        );
-    }
-    let (oh, ow) = ((hp - kernel) / stride + 1, (wp - kernel) / stride + 1);
+    let pool = Pool::fit("max_pool2d", x.dims4()?, kernel, stride, pad)?;
     if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && pad < kernel {
-        let (a, b, _, _) = x.dims4()?;
-        let pool = Pool {
-            planes: a * b,
-            h,
-            w,
-            oh,
-            ow,
-            kernel,
-            stride,
-            pad,
-            dims: [a, b, h, w],
-        };
         return x.contiguous()?.apply_op1(MaxPoolOp(pool));
     }
-    max_pool2d_generic(x, kernel, stride, pad, oh, ow)
+    max_pool2d_generic(x, kernel, stride, pad, pool.oh, pool.ow)
 }
 
 /// [`max_pool2d`] from candle ops: the element-wise maximum of the window's shifted views
@@ -108,27 +89,10 @@ fn max_pool2d_generic(
 /// Average pool that counts padding as zeros (PyTorch `count_include_pad=True`); f32 and f64
 /// on the CPU run the engine's kernel, other devices candle's pool on a zero-padded map.
 pub fn avg_pool_padded(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    let (a, b, h, w) = x.dims4()?;
-    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
-    if kernel == 0 || stride == 0 || hp < kernel || wp < kernel {
-        candle_core::bail!(
-            "avg_pool2d: kernel {kernel} stride {stride} pad {pad} does not fit {h}x{w}"
-        );
-    }
+    let pool = Pool::fit("avg_pool2d", x.dims4()?, kernel, stride, pad)?;
     if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) {
         return crate::layout::pad_spatial(x, pad)?.avg_pool2d_with_stride(kernel, stride);
     }
-    let pool = Pool {
-        planes: a * b,
-        h,
-        w,
-        oh: (hp - kernel) / stride + 1,
-        ow: (wp - kernel) / stride + 1,
-        kernel,
-        stride,
-        pad,
-        dims: [a, b, h, w],
-    };
     x.contiguous()?.apply_op1(AvgPoolOp(pool))
 }
 

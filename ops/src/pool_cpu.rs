@@ -37,6 +37,36 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    /// The pool of a square `kernel`, `stride` and `pad` over an input of `dims`, output size
+    /// floor((H + 2 pad - kernel) / stride) + 1 as PyTorch's; fails, naming `op`, where the
+    /// window does not fit.
+    pub fn fit(
+        op: &str,
+        dims: (usize, usize, usize, usize),
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self> {
+        let (a, b, h, w) = dims;
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+        if kernel == 0 || stride == 0 || hp < kernel || wp < kernel {
+            candle_core::bail!(
+                "{op}: kernel {kernel} stride {stride} pad {pad} does not fit {h}x{w}"
+            );
+        }
+        Ok(Self {
+            planes: a * b,
+            h,
+            w,
+            oh: (hp - kernel) / stride + 1,
+            ow: (wp - kernel) / stride + 1,
+            kernel,
+            stride,
+            pad,
+            dims: [a, b, h, w],
+        })
+    }
+
     /// The index within its plane of the first maximum of output (oy, ox)'s window, or None
     /// for a window wholly in the padding (impossible when pad < kernel).
     #[inline]
