@@ -47,6 +47,7 @@ pub mod linear;
 pub mod metrics;
 pub mod pretext;
 pub mod progress;
+pub mod proposals;
 pub mod report;
 pub mod seed;
 pub mod sweep;

@@ -14,6 +14,7 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod boxes;
 pub mod conv;
 mod conv_cpu;
 pub mod element;
@@ -24,6 +25,8 @@ pub mod lrn;
 mod matmul_op;
 pub mod pool;
 mod pool_cpu;
+pub mod roi_align;
+pub mod roi_pool;
 #[cfg(test)]
 mod testing;
 

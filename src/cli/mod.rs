@@ -6,6 +6,7 @@ mod env;
 mod extract;
 mod nav;
 mod pretrain;
+mod proposals;
 mod run;
 mod setup;
 mod svm;
@@ -41,6 +42,8 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Serve a simulator over the gym bridge, or check that a bridge answers.
     Env(env::EnvArgs),
+    /// Selective-search proposals for a dataset, written in Detectron's pickle format.
+    Proposals(proposals::ProposalsArgs),
     /// Train PPO navigation agents on frozen taps (one per tap and seed), evaluate on held-out
     /// episodes: the short form of `run` for tasks/gibson_nav.toml.
     Nav(nav::NavArgs),
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Pretrain(args) => pretrain::run(args),
         Command::Env(args) => env::run(args),
         Command::Nav(args) => nav::run(args),
+        Command::Proposals(args) => proposals::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,9 @@ pub mod coco;
 pub mod decode;
 pub mod imagefolder;
 pub mod list;
+pub mod mat5;
 pub mod npy;
+pub mod pickle;
 pub mod transform;
 pub mod voc;
 

@@ -1,5 +1,6 @@
 //! Feature extraction into one content-addressed cache: a frozen trunk is computed once.
 
+pub mod dense;
 pub mod extract;
 pub mod key;
 pub mod partial;

@@ -6,6 +6,7 @@
 //! Nothing below this wing imports it, and no task imports another: what two tasks share
 //! lives in [`setup`] or a floor below.
 
+pub mod detection;
 pub mod features;
 pub mod linear_probe;
 pub mod lowshot;

@@ -1,0 +1,1 @@
+//! RoIAlign (Caffe2 / torchvision, `aligned` false and true), forward and backward.

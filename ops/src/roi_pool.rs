@@ -1,0 +1,1 @@
+//! RoIPool with Detectron's RoIPoolF arithmetic, forward and backward.

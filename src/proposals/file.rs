@@ -1,0 +1,1 @@
+//! Proposal files: Detectron's selective-search pickles and py-faster-rcnn's `.mat` files.

@@ -1,0 +1,3 @@
+//! Region proposals: selective search and the proposal files of Detectron and py-faster-rcnn.
+
+pub mod file;
