@@ -2,6 +2,7 @@
 //! and FAIR Jigsaw layouts), loaded from a checkpoint or seeded at random, returning any set
 //! of taps from one forward pass.
 
+mod affine;
 mod alexnet;
 pub mod checkpoint;
 mod layers;
@@ -12,7 +13,8 @@ mod trainable;
 
 pub use alexnet::{AlexNet, AlexNetKind};
 pub use checkpoint::CheckpointFormat;
-pub use resnet::{ResNet, ResNetConfig};
+pub use affine::AffineConv;
+pub use resnet::{ResNet, ResNetConfig, Stage, StagePlan};
 pub use tap::Tap;
 pub use trainable::{BnMode, TrainConv, TrainableBackbone};
 
@@ -252,6 +254,17 @@ fn with_weights_wrapped<T>(
     wrap: impl FnOnce(Box<dyn SimpleBackend>) -> VarBuilder<'static>,
     build: impl FnOnce(VarBuilder<'static>) -> Result<T>,
 ) -> Result<T> {
+    with_some_weights(cfg, true, wrap, build)
+}
+
+/// [`with_weights_wrapped`] for a part of a trunk (`whole` false): checkpoint entries the
+/// part does not ask for are left alone; missing and mismatched ones are still an error.
+fn with_some_weights<T>(
+    cfg: &BackboneConfig,
+    whole: bool,
+    wrap: impl FnOnce(Box<dyn SimpleBackend>) -> VarBuilder<'static>,
+    build: impl FnOnce(VarBuilder<'static>) -> Result<T>,
+) -> Result<T> {
     if cfg.weights == "random" {
         return build(wrap(Box::new(RandomInit::new(cfg.seed))));
     }
@@ -265,11 +278,40 @@ fn with_weights_wrapped<T>(
     let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
     let checked = CheckedTensors::new(tensors);
     let built = build(wrap(Box::new(checked.clone())));
-    let (report, unexpected) = checked.finish(is_head_or_buffer);
+    let (report, unexpected) = checked.finish(|name| !whole || is_head_or_buffer(name));
     if !report.missing.is_empty() || !report.mismatched.is_empty() || !unexpected.is_empty() {
         bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
     }
     built
+}
+
+/// Stages of a ResNet-50 backbone as trainable convolutions over frozen batch norms
+/// ([`AffineConv`], Detectron's heads and fine-tuned stages), their weights from the
+/// backbone's checkpoint (or its seeded init), recorded in `params` under torchvision's names.
+pub fn affine_stages(
+    cfg: &BackboneConfig,
+    plans: &[StagePlan],
+    params: &crate::train::params::Params,
+    device: &Device,
+) -> Result<Vec<Stage<AffineConv>>> {
+    let (family, width) = cfg.family()?;
+    if family != Family::ResNet50 {
+        bail!(
+            "{} has no ResNet stages: the Fast R-CNN C4 heads need a resnet50 backbone",
+            family.name()
+        );
+    }
+    with_some_weights(
+        cfg,
+        false,
+        |source| params.var_builder(source, device),
+        |vb| {
+            plans
+                .iter()
+                .map(|&plan| Ok(Stage::new(width, plan, &vb, &())?))
+                .collect()
+        },
+    )
 }
 
 /// [`with_weights_wrapped`] with a plain `VarBuilder`.

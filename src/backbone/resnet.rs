@@ -44,11 +44,115 @@ impl<C: ConvLayer> Bottleneck<C> {
     }
 }
 
+/// One stage of bottleneck blocks (res2 .. res5), with torchvision's names under
+/// `layer<index + 1>`.
+pub struct Stage<C = FrozenConv> {
+    blocks: Vec<Bottleneck<C>>,
+}
+
+/// Where a stage sits in the trunk: its index (0 = res2 .. 3 = res5), the stride of its
+/// first block, and the dilation of its first block and of the others.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StagePlan {
+    /// 0 = res2 .. 3 = res5.
+    pub index: usize,
+    /// Stride of the first block's 3x3 conv and of its projection.
+    pub stride: usize,
+    /// Dilation of the first block's 3x3 conv.
+    pub first_dilation: usize,
+    /// Dilation of the other blocks' 3x3 convs.
+    pub dilation: usize,
+}
+
+impl StagePlan {
+    /// The plain (undilated) plan of stage `index`: stride 1 for res2, 2 for the others.
+    pub fn plain(index: usize) -> Self {
+        let stride = if index == 0 { 1 } else { 2 };
+        Self {
+            index,
+            stride,
+            first_dilation: 1,
+            dilation: 1,
+        }
+    }
+}
+
+/// Channels of the stem of a trunk of `width`.
+fn stem_channels(width: f64) -> usize {
+    ((64.0 * width).round() as usize).max(1)
+}
+
+impl<C: ConvLayer> Stage<C> {
+    /// Builds the stage of `plan` for a trunk of `width` from `vb` (the trunk's root).
+    pub fn new(width: f64, plan: StagePlan, vb: &VarBuilder, shared: &C::Shared) -> Result<Self> {
+        let base = stem_channels(width);
+        let i = plan.index;
+        if i >= DEPTHS.len() {
+            candle_core::bail!("ResNet-50 has stages 0..=3 (res2..res5), not {i}");
+        }
+        let planes = base << i;
+        let mut inplanes = if i == 0 {
+            base
+        } else {
+            (base << (i - 1)) * EXPANSION
+        };
+        let layer = vb.pp(format!("layer{}", i + 1));
+        let mut blocks = Vec::with_capacity(DEPTHS[i]);
+        for j in 0..DEPTHS[i] {
+            let b = layer.pp(j);
+            let (s, d) = if j == 0 {
+                (plan.stride, plan.first_dilation)
+            } else {
+                (1, plan.dilation)
+            };
+            let out = planes * EXPANSION;
+            let downsample = if j == 0 && (s != 1 || inplanes != out) {
+                let spec = ConvSpec::new(inplanes, out, 1).stride(s);
+                Some(conv_bn(shared, &b, "downsample.0", "downsample.1", spec)?)
+            } else {
+                None
+            };
+            blocks.push(Bottleneck {
+                conv1: conv_bn(
+                    shared,
+                    &b,
+                    "conv1",
+                    "bn1",
+                    ConvSpec::new(inplanes, planes, 1),
+                )?,
+                conv2: conv_bn(
+                    shared,
+                    &b,
+                    "conv2",
+                    "bn2",
+                    ConvSpec::new(planes, planes, 3)
+                        .stride(s)
+                        .padding(d)
+                        .dilation(d),
+                )?,
+                conv3: conv_bn(shared, &b, "conv3", "bn3", ConvSpec::new(planes, out, 1))?,
+                downsample,
+            });
+            inplanes = out;
+        }
+        Ok(Self { blocks })
+    }
+
+    /// Applies the stage's blocks to a channel-major map.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for block in &self.blocks {
+            h = block.forward(&h)?;
+        }
+        Ok(h)
+    }
+}
+
 /// A ResNet-50 trunk: frozen (batch norm folded, inference mode) with the default
 /// [`FrozenConv`] layers, trainable with the pretexts' layers.
 pub struct ResNet<C = FrozenConv> {
     stem: C,
-    stages: Vec<Vec<Bottleneck<C>>>,
+    stages: Vec<Stage<C>>,
 }
 
 fn conv_bn<C: ConvLayer>(
@@ -71,7 +175,7 @@ fn conv_bn<C: ConvLayer>(
 impl<C: ConvLayer> ResNet<C> {
     /// Builds the trunk from torchvision-named parameters (`conv1`, `bn1`, `layer1.0.conv1`, ...).
     pub fn new(cfg: &ResNetConfig, vb: VarBuilder, shared: &C::Shared) -> Result<Self> {
-        let base = ((64.0 * cfg.width).round() as usize).max(1);
+        let base = stem_channels(cfg.width);
         let dilate = match cfg.output_stride {
             32 => [false, false, false],
             16 => [false, false, true],
@@ -85,56 +189,17 @@ impl<C: ConvLayer> ResNet<C> {
             "bn1",
             ConvSpec::new(3, base, 7).stride(2).padding(3),
         )?;
-        let (mut inplanes, mut dilation) = (base, 1);
-        let mut stages = Vec::with_capacity(4);
-        for (i, &depth) in DEPTHS.iter().enumerate() {
-            let planes = base << i;
-            let mut stride = if i == 0 { 1 } else { 2 };
-            let previous_dilation = dilation;
+        let mut dilation = 1;
+        let mut stages = Vec::with_capacity(DEPTHS.len());
+        for i in 0..DEPTHS.len() {
+            let mut plan = StagePlan::plain(i);
+            plan.first_dilation = dilation;
             if i > 0 && dilate[i - 1] {
-                dilation *= stride;
-                stride = 1;
+                dilation *= plan.stride;
+                plan.stride = 1;
             }
-            let layer = vb.pp(format!("layer{}", i + 1));
-            let mut blocks = Vec::with_capacity(depth);
-            for j in 0..depth {
-                let b = layer.pp(j);
-                let (s, d) = if j == 0 {
-                    (stride, previous_dilation)
-                } else {
-                    (1, dilation)
-                };
-                let out = planes * EXPANSION;
-                let downsample = if j == 0 && (stride != 1 || inplanes != out) {
-                    let spec = ConvSpec::new(inplanes, out, 1).stride(stride);
-                    Some(conv_bn(shared, &b, "downsample.0", "downsample.1", spec)?)
-                } else {
-                    None
-                };
-                blocks.push(Bottleneck {
-                    conv1: conv_bn(
-                        shared,
-                        &b,
-                        "conv1",
-                        "bn1",
-                        ConvSpec::new(inplanes, planes, 1),
-                    )?,
-                    conv2: conv_bn(
-                        shared,
-                        &b,
-                        "conv2",
-                        "bn2",
-                        ConvSpec::new(planes, planes, 3)
-                            .stride(s)
-                            .padding(d)
-                            .dilation(d),
-                    )?,
-                    conv3: conv_bn(shared, &b, "conv3", "bn3", ConvSpec::new(planes, out, 1))?,
-                    downsample,
-                });
-                inplanes = out;
-            }
-            stages.push(blocks);
+            plan.dilation = dilation;
+            stages.push(Stage::new(cfg.width, plan, &vb, shared)?);
         }
         Ok(Self { stem, stages })
     }
@@ -157,9 +222,7 @@ impl<C: ConvLayer> ResNet<C> {
         outputs.push(from_channel_major(&h)?);
         h = C::max_pool(&h, 3, 2, 1)?;
         for stage in self.stages.iter().take(deepest.min(4)) {
-            for block in stage {
-                h = block.forward(&h)?;
-            }
+            h = stage.forward(&h)?;
             outputs.push(from_channel_major(&h)?);
         }
         if deepest == 5 {
