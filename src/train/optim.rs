@@ -59,6 +59,8 @@ struct Slot {
     name: String,
     var: Var,
     decay: bool,
+    /// The parameter's rate as a multiple of the schedule's (Detectron's biases: 2).
+    lr_mult: f64,
     first: Tensor,
     second: Option<Tensor>,
 }
@@ -87,6 +89,17 @@ impl Optimizer {
 
     /// Adds a parameter under `name`; `decay` says whether weight decay applies to it.
     pub fn add(&mut self, name: &str, var: Var, decay: bool) -> candle_core::Result<()> {
+        self.add_scaled(name, var, decay, 1.0)
+    }
+
+    /// [`Optimizer::add`] for a parameter that trains at `lr_mult` times the rate.
+    pub fn add_scaled(
+        &mut self,
+        name: &str,
+        var: Var,
+        decay: bool,
+        lr_mult: f64,
+    ) -> candle_core::Result<()> {
         let first = var.as_tensor().zeros_like()?.detach();
         let second = match self.cfg.method {
             Method::Adamw { .. } => Some(first.clone()),
@@ -96,6 +109,7 @@ impl Optimizer {
             name: name.to_string(),
             var,
             decay,
+            lr_mult,
             first,
             second,
         });
@@ -145,6 +159,7 @@ impl Optimizer {
             };
             let param = slot.var.as_tensor().detach();
             let decay = slot.decay && wd != 0.0;
+            let lr = lr * slot.lr_mult;
             let next = match self.cfg.method {
                 Method::Sgd { momentum, nesterov } if fused_runs(&param, &slot.first, &grad) => {
                     let coef = SgdCoefficients {
@@ -192,6 +207,17 @@ impl Optimizer {
             slot.var.set(&next)?;
         }
         Ok(norm)
+    }
+
+    /// Multiplies every SGD velocity by `factor`: Detectron's `SCALE_MOMENTUM`, which keeps
+    /// the velocity (it carries `lr * gradient`) in step with a new rate.
+    pub fn scale_velocity(&mut self, factor: f64) -> candle_core::Result<()> {
+        if matches!(self.cfg.method, Method::Sgd { .. }) {
+            for slot in &mut self.slots {
+                slot.first = (&slot.first * factor)?.detach();
+            }
+        }
+        Ok(())
     }
 
     /// Updates taken so far.

@@ -1,0 +1,334 @@
+//! Training the RoI heads with Detectron's solver: aspect-grouped minibatches of
+//! `ims_per_batch` images, 64 sampled RoIs each, softmax cross-entropy plus smooth L1, SGD
+//! with momentum (biases at twice the rate without decay), linear warm-up and step decay, the
+//! velocity rescaled on a rate step. Every random draw derives from (seed, iteration), so a
+//! run killed and resumed from its checkpoint ends bit-identical to one that never stopped.
+
+use super::batches::aspect_grouped_batches;
+use super::config::DetectionConfig;
+use super::head::FastRcnnHead;
+use super::maps::FrozenMaps;
+use super::roidb::RoidbEntry;
+use super::sampling::sample_rois;
+use crate::seed::stream;
+use crate::train::log::{CsvLog, LogRow};
+use crate::train::optim::{Method, Optimizer, OptimizerConfig};
+use crate::train::params::Params;
+use crate::train::run_dir::{RunDir, RunSpec};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use sslbench_ops::boxes::BoxCoder;
+use std::path::Path;
+use std::time::Instant;
+
+/// Stream of the minibatch order of an epoch.
+const STREAM_ORDER: u64 = 0xde7_0001;
+/// Stream of an iteration's RoI sampling.
+const STREAM_SAMPLE: u64 = 0xde7_0002;
+/// The training log's file name.
+pub const LOG: &str = "train.csv";
+
+/// One logged iteration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Iterations done.
+    pub iter: usize,
+    /// The rate of the iteration.
+    pub lr: f64,
+    /// Softmax cross-entropy, mean over RoIs.
+    pub loss_cls: f64,
+    /// Smooth L1 over the foreground RoIs' class columns, summed and divided by the RoIs.
+    pub loss_bbox: f64,
+    /// Classification accuracy on the sampled RoIs.
+    pub accuracy: f64,
+    /// Seconds per iteration since the last row.
+    pub seconds: f64,
+}
+
+impl LogRow for Row {
+    const HEADER: &'static str = "iter,lr,loss_cls,loss_bbox,accuracy,seconds";
+
+    fn step(&self) -> usize {
+        self.iter
+    }
+
+    fn to_csv(&self) -> String {
+        format!(
+            "{},{:e},{},{},{},{:.4}",
+            self.iter, self.lr, self.loss_cls, self.loss_bbox, self.accuracy, self.seconds
+        )
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let v: Vec<&str> = line.split(',').collect();
+        if v.len() != 6 {
+            return None;
+        }
+        Some(Self {
+            iter: v[0].parse().ok()?,
+            lr: v[1].parse().ok()?,
+            loss_cls: v[2].parse().ok()?,
+            loss_bbox: v[3].parse().ok()?,
+            accuracy: v[4].parse().ok()?,
+            seconds: v[5].parse().ok()?,
+        })
+    }
+}
+
+/// The SGD optimiser over the head's trained parameters, as Detectron builds it.
+pub fn optimizer(cfg: &DetectionConfig, params: &Params) -> Result<Optimizer> {
+    let s = &cfg.solver;
+    let mut optim = Optimizer::new(OptimizerConfig {
+        method: Method::Sgd {
+            momentum: s.momentum,
+            nesterov: false,
+        },
+        weight_decay: s.weight_decay,
+        decay_vectors: s.bias_weight_decay,
+        clip_norm: None,
+    });
+    for (name, var, _) in params.all() {
+        if !FastRcnnHead::trains(&name) {
+            continue;
+        }
+        if FastRcnnHead::is_bias(&name) {
+            optim.add_scaled(&name, var, s.bias_weight_decay, s.bias_lr_factor)?;
+        } else {
+            optim.add(&name, var, true)?;
+        }
+    }
+    Ok(optim)
+}
+
+/// One minibatch as tensors.
+struct Minibatch {
+    maps: Tensor,
+    rois: Tensor,
+    labels: Tensor,
+    targets: Tensor,
+    inside: Tensor,
+    outside: Tensor,
+}
+
+/// Zero-pads C x H_i x W_i maps to the largest H and W (bottom and right, as Detectron's
+/// `im_list_to_blob` pads the images) and stacks them.
+pub fn stack_padded(maps: &[Tensor]) -> Result<Tensor> {
+    let h = maps.iter().map(|m| m.dim(1)).collect::<candle_core::Result<Vec<_>>>()?;
+    let w = maps.iter().map(|m| m.dim(2)).collect::<candle_core::Result<Vec<_>>>()?;
+    let (hm, wm) = (*h.iter().max().unwrap_or(&0), *w.iter().max().unwrap_or(&0));
+    let padded = maps
+        .iter()
+        .map(|m| {
+            let (_, mh, mw) = m.dims3()?;
+            m.pad_with_zeros(1, 0, hm - mh)?.pad_with_zeros(2, 0, wm - mw)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::stack(&padded, 0)?)
+}
+
+fn minibatch(
+    cfg: &DetectionConfig,
+    roidb: &[RoidbEntry],
+    batch: &[usize],
+    maps: &FrozenMaps,
+    classes: usize,
+    iter: usize,
+    device: &Device,
+) -> Result<Minibatch> {
+    let coder = BoxCoder {
+        weights: cfg.box_coder.weights,
+        clip: cfg.box_coder.clip,
+    };
+    let mut rois = Vec::new();
+    let mut labels = Vec::new();
+    let (mut targets, mut inside, mut outside) = (Vec::new(), Vec::new(), Vec::new());
+    let mut images = Vec::with_capacity(batch.len());
+    for (k, &i) in batch.iter().enumerate() {
+        let entry = &roidb[i];
+        let mut rng = stream(cfg.train.seed, &[STREAM_SAMPLE, iter as u64, k as u64]);
+        let scale_index = usize::from(cfg.train.scales.len() > 1)
+            * rand::Rng::random_range(&mut rng, 0..cfg.train.scales.len());
+        let (map, im_scale) = maps.read(entry, scale_index)?;
+        images.push(map);
+        let s = sample_rois(entry, im_scale, &cfg.sampling, &coder, classes + 1, &mut rng)?;
+        for b in &s.rois {
+            rois.extend_from_slice(&[k as f32, b[0], b[1], b[2], b[3]]);
+        }
+        labels.extend(s.labels.iter().map(|&l| l as u32));
+        targets.extend_from_slice(&s.targets);
+        inside.extend_from_slice(&s.inside_weights);
+        outside.extend_from_slice(&s.outside_weights);
+    }
+    let r = labels.len();
+    if r == 0 {
+        bail!("iteration {iter}: the minibatch has no RoI (no proposal overlaps any class)");
+    }
+    let cols = 4 * (classes + 1);
+    let t = |v: Vec<f32>| Tensor::from_vec(v, (r, cols), device);
+    Ok(Minibatch {
+        maps: stack_padded(&images)?.to_device(device)?,
+        rois: Tensor::from_vec(rois, (r, 5), device)?,
+        labels: Tensor::from_vec(labels, r, device)?,
+        targets: t(targets)?,
+        inside: t(inside)?,
+        outside: t(outside)?,
+    })
+}
+
+/// Smooth L1 with `beta` (Detectron's `SmoothL1Loss`): `sum(outside * sl1(inside * (pred -
+/// target))) / rois`, written with `m = min(|x|, beta)` as `0.5 m^2 / beta + |x| - m`.
+pub fn smooth_l1(
+    pred: &Tensor,
+    target: &Tensor,
+    inside: &Tensor,
+    outside: &Tensor,
+    beta: f64,
+) -> Result<Tensor> {
+    let x = ((pred - target)? * inside)?;
+    let a = x.abs()?;
+    let m = a.minimum(beta)?;
+    let l = ((m.sqr()? * (0.5 / beta))? + (a - m)?)?;
+    let rois = pred.dim(0)? as f64;
+    Ok(((l * outside)?.sum_all()? / rois)?)
+}
+
+/// The losses and accuracy of one forward pass.
+struct Losses {
+    total: Tensor,
+    cls: f64,
+    bbox: f64,
+    accuracy: f64,
+}
+
+fn losses(head: &FastRcnnHead, mb: &Minibatch, beta: f64) -> Result<Losses> {
+    let out = head.forward(&mb.maps, &mb.rois)?;
+    let cls = candle_nn::loss::cross_entropy(&out.logits, &mb.labels)?;
+    let bbox = smooth_l1(&out.deltas, &mb.targets, &mb.inside, &mb.outside, beta)?;
+    let predicted = out.logits.argmax(D::Minus1)?;
+    let correct = predicted
+        .eq(&mb.labels)?
+        .to_dtype(DType::F64)?
+        .mean_all()?
+        .to_scalar::<f64>()?;
+    Ok(Losses {
+        total: (&cls + &bbox)?,
+        cls: cls.to_dtype(DType::F64)?.to_scalar()?,
+        bbox: bbox.to_dtype(DType::F64)?.to_scalar()?,
+        accuracy: correct,
+    })
+}
+
+/// What training leaves for the test.
+pub struct Trained {
+    /// Iterations run in this process (0 when the run was already complete).
+    pub iterations_run: usize,
+    /// Seconds spent in them.
+    pub seconds: f64,
+    /// The log's last row.
+    pub last: Option<Row>,
+}
+
+/// Trains (or resumes, or finds finished) the head in `dir`.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    cfg: &DetectionConfig,
+    head: &FastRcnnHead,
+    params: &Params,
+    roidb: &[RoidbEntry],
+    maps: &FrozenMaps,
+    classes: usize,
+    dir: &Path,
+    device: &Device,
+) -> Result<Trained> {
+    let mut optim = optimizer(cfg, params)?;
+    let (run_dir, start) = RunDir::open(
+        dir,
+        RunSpec {
+            what: "detection",
+            seed: cfg.train.seed,
+            digest: cfg.train_digest(),
+            keep: cfg.train.keep_checkpoints,
+            resume: cfg.run.resume,
+            log: LOG,
+        },
+        params,
+        &mut optim,
+    )?;
+    let mut log = CsvLog::<Row>::open(&dir.join(LOG), start)?;
+    let total = cfg.solver.max_iter;
+    if start >= total {
+        return Ok(Trained {
+            iterations_run: 0,
+            seconds: 0.0,
+            last: log.rows().last().cloned(),
+        });
+    }
+    let per_batch = cfg.train.ims_per_batch.max(1);
+    let order = |epoch: usize| {
+        let mut rng = stream(cfg.train.seed, &[STREAM_ORDER, epoch as u64]);
+        aspect_grouped_batches(roidb, per_batch, &mut rng)
+    };
+    let epoch_len = order(0).len();
+    if epoch_len == 0 {
+        bail!(
+            "{} training images make no minibatch of {per_batch}: lower train.ims_per_batch",
+            roidb.len()
+        );
+    }
+    let bar = crate::progress::bar((total - start) as u64, "Fast R-CNN", "iterations");
+    let started = Instant::now();
+    let mut since = Instant::now();
+    let mut epoch_batches = (usize::MAX, Vec::new());
+    let mut sums = (0.0, 0.0, 0.0, 0usize);
+    let mut lr_prev = if start > 0 {
+        cfg.solver.lr_at(start - 1)
+    } else {
+        cfg.solver.lr_at(0)
+    };
+    for it in start..total {
+        let epoch = it / epoch_len;
+        if epoch_batches.0 != epoch {
+            epoch_batches = (epoch, order(epoch));
+        }
+        let batch = &epoch_batches.1[it % epoch_len];
+        let lr = cfg.solver.lr_at(it);
+        let ratio = (lr / lr_prev).max(lr_prev / lr);
+        if cfg.solver.scale_momentum && lr_prev > 1e-7 && ratio > cfg.solver.scale_momentum_threshold
+        {
+            optim.scale_velocity(lr / lr_prev)?;
+        }
+        lr_prev = lr;
+        let mb = minibatch(cfg, roidb, batch, maps, classes, it, device)
+            .with_context(|| format!("building minibatch {it}"))?;
+        let l = losses(head, &mb, cfg.model.smooth_l1_beta)?;
+        let grads = l.total.backward()?;
+        optim.step(&grads, lr)?;
+        sums = (sums.0 + l.cls, sums.1 + l.bbox, sums.2 + l.accuracy, sums.3 + 1);
+        bar.inc(1);
+        let done = it + 1;
+        if done % cfg.train.log_every.max(1) == 0 || done == total {
+            let n = sums.3.max(1) as f64;
+            let row = Row {
+                iter: done,
+                lr,
+                loss_cls: sums.0 / n,
+                loss_bbox: sums.1 / n,
+                accuracy: sums.2 / n,
+                seconds: since.elapsed().as_secs_f64() / n,
+            };
+            bar.set_message(format!("loss {:.3} + {:.3}", row.loss_cls, row.loss_bbox));
+            log.push(row)?;
+            sums = (0.0, 0.0, 0.0, 0);
+            since = Instant::now();
+        }
+        if done % cfg.train.checkpoint_every.max(1) == 0 || done == total {
+            run_dir.save(done, params, &optim)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Trained {
+        iterations_run: total - start,
+        seconds: started.elapsed().as_secs_f64(),
+        last: log.rows().last().cloned(),
+    })
+}
