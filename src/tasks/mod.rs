@@ -39,16 +39,19 @@ pub enum TaskKind {
     LinearProbe,
     /// `tasks::navigation`: PPO agents on frozen taps.
     Navigation,
+    /// `tasks::detection`: Fast R-CNN RoI heads on a frozen conv body.
+    Detection,
 }
 
 impl TaskKind {
     /// Every kind, in the order messages list them.
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::Features,
         TaskKind::Svm,
         TaskKind::Lowshot,
         TaskKind::LinearProbe,
         TaskKind::Navigation,
+        TaskKind::Detection,
     ];
 
     /// The kinds' names, comma-separated.
@@ -64,6 +67,7 @@ impl TaskKind {
             TaskKind::Lowshot => "lowshot",
             TaskKind::LinearProbe => "linear_probe",
             TaskKind::Navigation => "navigation",
+            TaskKind::Detection => "detection",
         }
     }
 
@@ -75,6 +79,7 @@ impl TaskKind {
             TaskKind::Lowshot => lowshot::SECTIONS,
             TaskKind::LinearProbe => linear_probe::SECTIONS,
             TaskKind::Navigation => navigation::SECTIONS,
+            TaskKind::Detection => detection::SECTIONS,
         }
     }
 
@@ -95,6 +100,7 @@ impl TaskKind {
             TaskKind::Lowshot => lowshot::run(ctx),
             TaskKind::LinearProbe => linear_probe::run(ctx),
             TaskKind::Navigation => navigation::run(ctx),
+            TaskKind::Detection => detection::run(ctx),
         }
     }
 }
