@@ -163,7 +163,7 @@ def make_game(vzd, cfg, doom_map, resolution, workdir):
 
 
 class Level:
-    """The walls and sectors of the current map, for picking camera spots."""
+    """The walls and sectors of a map at the start of an episode, for picking camera spots."""
 
     def __init__(self, state):
         walls = {}
@@ -172,7 +172,8 @@ class Level:
             edges = [(l.x1, l.y1, l.x2, l.y2) for l in sector.lines]
             self.sectors.append((sector.ceiling_height - sector.floor_height, edges))
             for l in sector.lines:
-                if l.is_blocking:
+                # A closed door (no height) blocks the view like a wall.
+                if l.is_blocking or sector.ceiling_height <= sector.floor_height:
                     key = tuple(sorted([(l.x1, l.y1), (l.x2, l.y2)]))
                     walls[key] = key[0] + key[1]
         self.walls = np.array(sorted(walls.values()), dtype=np.float64).reshape(-1, 4)
@@ -290,15 +291,13 @@ def aim(game, rng, tx, ty):
     game.make_action([0, 0, ((angle - want + 180.0) % 360.0) - 180.0], 1)
 
 
-def play_episode(game, level_cache, rng, frames, spec):
+def play_episode(game, rng, frames, spec):
     """Yield `frames` (rgb, objects) pairs from the current episode."""
     height, width = game.get_screen_height(), game.get_screen_width()
-    level = level_cache.get(spec)
-    if level is None:
-        level = level_cache[spec] = Level(game.get_state())
+    level = Level(game.get_state())
     kept = 0
     while kept < frames:
-        for _ in range(MAX_TRIES):
+        for tries in range(1, MAX_TRIES + 1):
             state = game.get_state()
             targets = live_targets(state)
             if not targets:
@@ -326,7 +325,7 @@ def play_episode(game, level_cache, rng, frames, spec):
             sys.exit(f"error: {spec}: no frame with a non-difficult object in {MAX_TRIES} "
                      "tries: choose other --scenarios")
         kept += 1
-        yield np.ascontiguousarray(state.screen_buffer), objects
+        yield np.ascontiguousarray(state.screen_buffer), objects, tries
 
 
 def write_lines(path, lines):
@@ -400,7 +399,7 @@ def main():
         for i in range(0, n, args.frames_per_episode):
             plan.append((split, min(args.frames_per_episode, n - i)))
     workdir = tempfile.mkdtemp(prefix="doom-voc-")
-    games, levels = {}, {}
+    games, views = {}, 0
     records = {"trainval": [], "test": []}
     try:
         for episode, (split, frames) in enumerate(plan):
@@ -412,7 +411,8 @@ def main():
             game.set_seed(rng.randrange(2 ** 31))
             game.new_episode()
             game.send_game_command("god")
-            for f, (rgb, objects) in enumerate(play_episode(game, levels, rng, frames, spec)):
+            for f, (rgb, objects, tries) in enumerate(play_episode(game, rng, frames, spec)):
+                views += tries
                 image_id = f"{split}_{episode:03d}_{f:03d}"
                 height, width = rgb.shape[:2]
                 Image.fromarray(rgb).save(
@@ -427,6 +427,8 @@ def main():
     for split, recs in records.items():
         write_split(args.out, split, recs)
         print_counts(split, recs)
+    kept = sum(len(r) for r in records.values())
+    print(f"{len(plan)} episodes; {views} views rendered for {kept} frames kept")
 
 
 if __name__ == "__main__":
