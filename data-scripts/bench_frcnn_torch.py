@@ -16,7 +16,10 @@ One training iteration of the paper's frozen-body Fast R-CNN (ResNet-50-C4, Dete
           (on its 3x3 conv: the torchvision layout, Detectron's RESNETS.STRIDE_1X1 False, as
           the benchmark's config sets), BN frozen as an affine (torchvision's
           FrozenBatchNorm2d: fixed scale and shift, no gradient, as Detectron's AffineChannel),
-          random He weights (throughput does not depend on them)
+          random He weights (throughput does not depend on them); the frozen statistics are
+          set, layer by layer, from one untimed forward pass over CALIBRATION_ROIS of the
+          training RoIs, standing in for a checkpoint's, so activations keep unit scale and
+          the loss behaves as with trained weights
   pool    7 x 7 average pool -> 2048
   heads   cls_score Linear 2048 -> 21 (init N(0, 0.01)), bbox_pred Linear 2048 -> 84 (N(0, 0.001))
   loss    softmax cross-entropy (mean over RoIs) + smooth L1 (beta 1) on the foreground RoIs'
@@ -63,6 +66,7 @@ MIN_BOX = 16  # smallest random box side, image pixels
 BIAS_LR = 2.0  # Detectron's SOLVER.BIAS_LR_FACTOR
 WEIGHT_DECAY = 5e-4
 MOMENTUM = 0.9
+CALIBRATION_ROIS = 32
 
 
 class RoIHead(nn.Module):
@@ -114,6 +118,23 @@ def training_targets(g, n):
     return labels, targets, weights
 
 
+def calibrate(model, maps, rois):
+    """Set every FrozenBatchNorm2d's statistics to those of its input on `rois`, in forward
+    order (each layer sees the already calibrated layers before it)."""
+
+    def take_statistics(module, inputs):
+        x = inputs[0]
+        module.running_mean.copy_(x.mean((0, 2, 3)))
+        module.running_var.copy_(x.var((0, 2, 3)))
+
+    hooks = [m.register_forward_pre_hook(take_statistics) for m in model.modules()
+             if isinstance(m, FrozenBatchNorm2d)]
+    with torch.no_grad():
+        model(maps, rois)
+    for h in hooks:
+        h.remove()
+
+
 def optimizer(model, lr):
     """Detectron's SGD: weights with decay, biases at BIAS_LR x lr without it."""
     weights = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("weight")]
@@ -136,6 +157,7 @@ def run_train(model, args, device):
     rois = random_rois(g, args.images, args.rois_per_image, h * STRIDE, w * STRIDE).to(device)
     labels, targets, weights = (t.to(device) for t in
                                 training_targets(g, args.images * args.rois_per_image))
+    calibrate(model, maps, rois[:CALIBRATION_ROIS])
     opt = optimizer(model, args.lr)
     model.train()
     times, losses = [], []

@@ -9,31 +9,34 @@ are synthetic: rendered game frames, not photographs, with labels the engine com
 Episodes. `--scenarios` lists ViZDoom configs with an optional map (`freedoom2:MAP04`,
 `defend_the_line`); episode e plays scenario e mod len(scenarios) from a fresh
 `new_episode()` with its own game seed (derived from --seed and e), in god mode (the `god`
-cheat) so that the monsters' attacks do not end it. The first train episodes come first, then
-the test episodes: the split is by episode, never one episode's frames in both.
+cheat) so that the monsters' attacks do not end it (a scenario that ends by itself, e.g. at a
+pickup, starts a new episode with the next seed). The train episodes come first, then the
+test episodes: the split is by episode, never one episode's frames in both.
 
 Policy (seeded, scripted). For each frame: pick a class uniformly among the classes still
 present in the level (ViZDoom's objects info), then one live object of it; pick a camera
-spot 64 to 640 map units from it whose straight line to the object crosses no blocking wall,
-at least PLAYER_CLEARANCE from every blocking wall, inside a sector tall enough for the
-player; `warp` there, walk and turn at random for a few tics, then turn to face the object
-with a random offset of up to +-AIM_JITTER degrees, and wait GAP_TICS between frames (the
-monsters keep moving and attacking). A frame is kept when it holds at least one
-non-difficult object of the classes and no object of any kind within MIN_DISTANCE of the
-camera (a monster that walked up to the player fills the frame with a few huge texels);
-otherwise it is redrawn (at most MAX_TRIES per frame). The player's weapon is not drawn.
-Consecutive frames are from different spots and angles, so they are not near-duplicates.
+spot 64 to 640 map units from it (320 for a medikit, 480 for a barrel: MAX_DISTANCE), in a
+random direction or near another object's position, whose straight line to the object
+crosses no solid wall or closed door, at least PLAYER_CLEARANCE from every wall and
+impassable line, inside a sector tall enough for the player; `warp` there, walk and turn at
+random for a few tics, then turn to face the object with a random offset of up to
++-AIM_JITTER degrees, and wait GAP_TICS between frames (the monsters keep moving and
+attacking). A frame is kept when it holds at least one non-difficult object of the classes
+and no object of any kind within MIN_DISTANCE of the camera (a monster that walked up to the
+player fills the frame with a few huge texels); otherwise it is redrawn (at most MAX_TRIES
+per frame). The player's weapon is not drawn. Consecutive frames are from different spots
+and angles, so they are not near-duplicates.
 
 Classes (CLASSES below): the Freedoom monsters zombieman, shotgunguy, imp and demon, the
-exploding barrel, and the medikit (Medikit and Stimpack, the same white case with a red
-cross at two sizes). Every other object (the player's own weapon sprite `DoomPlayer`,
-bullet puffs, blood, other items, decorations) is not annotated.
+exploding barrel, and the medikit (Medikit and Stimpack, the same first-aid case at two
+sizes). Every other object (the player `DoomPlayer`, bullet puffs, blood, other items,
+decorations) is not annotated.
 
-Boxes. ViZDoom's label box is the extent of the object's sprite as the engine drew it, and
-a nearer sprite drawn later can still cover part of it; the labels buffer holds what is
-finally visible. So the box written is the extent of the object's pixels in the labels buffer
-(P pixels, w x h), and the engine's box (W x H) serves to measure occlusion. Sizes are
-scaled by s = (image height) / 240, so the rule is the same at every resolution:
+Boxes. ViZDoom's label box (W x H) can be larger than what is visible of the object: parts of
+the sprite it drew end up covered (e.g. by a nearer sprite drawn later); the labels buffer
+holds what is finally visible. So the box written is the extent of the object's pixels in
+the labels buffer (P pixels, w x h), and the engine's box serves to measure occlusion. Sizes
+are scaled by s = (image height) / 240, so the rule is the same at every resolution:
   dropped    P < MIN_PIXELS * s^2, or min(w, h) < MIN_SIDE * s  (a few stray pixels)
   difficult  min(w, h) < DIFFICULT_SIDE * s, or P < DIFFICULT_PIXELS * s^2 (too small), or
              P < DIFFICULT_FILL * w h (a sliver seen past a wall or through a grate), or
@@ -54,7 +57,8 @@ Output (OUT):
 Ids are <split>_<episode>_<frame>, e.g. trainval_003_011.
 
 Determinism: the same arguments give the same files byte for byte (ViZDoom is seeded per
-episode, the policy by --seed; Pillow's JPEG encoder is deterministic).
+episode, the policy by --seed; Pillow's JPEG encoder is deterministic for one libjpeg). A
+rerun into an OUT this script wrote first clears it; another non-empty OUT is refused.
 
 Usage:
     python3 data-scripts/make_doom_voc.py --out data/doom-voc [--seed 0] [--train-images 150]
@@ -83,7 +87,7 @@ CLASSES = {
     "barrel": ["ExplosiveBarrel"],
     "medikit": ["Medikit", "Stimpack"],
 }
-DEFAULT_SCENARIOS = "freedoom2:MAP01,freedoom2:MAP02,freedoom2:MAP04,freedoom2:MAP05,freedoom2:MAP06"
+DEFAULT_SCENARIOS = ",".join("freedoom2:MAP%02d" % m for m in (1, 2, 4, 5, 6))
 
 FRAMES_PER_EPISODE = 15
 JPEG_QUALITY = 95
@@ -96,14 +100,17 @@ DIFFICULT_FILL = 0.2
 DIFFICULT_VISIBLE = 0.5
 # Policy (map units, degrees, tics).
 CAMERA_DISTANCE = (64.0, 640.0)
-PLAYER_CLEARANCE = 24.0
+# Nearer for the small classes, so that they are not mostly too small to count.
+MAX_DISTANCE = {"barrel": 480.0, "medikit": 320.0}
+PLAYER_CLEARANCE = 20.0
+ANCHOR_JITTER = 32.0
 MIN_DISTANCE = 64.0
 PLAYER_HEIGHT = 56.0
 AIM_JITTER = 25.0
 WANDER_TICS = (0, 6)
 GAP_TICS = 4
 MAX_TRIES = 20
-SPOT_TRIES = 30
+SPOT_TRIES = 60
 
 
 @contextlib.contextmanager
@@ -166,17 +173,28 @@ class Level:
     """The walls and sectors of a map at the start of an episode, for picking camera spots."""
 
     def __init__(self, state):
-        walls = {}
+        sides = collections.Counter()  # line -> how many sectors it bounds
+        blocking, doors = set(), set()
         self.sectors = []
         for sector in state.sectors:
             edges = [(l.x1, l.y1, l.x2, l.y2) for l in sector.lines]
             self.sectors.append((sector.ceiling_height - sector.floor_height, edges))
             for l in sector.lines:
-                # A closed door (no height) blocks the view like a wall.
-                if l.is_blocking or sector.ceiling_height <= sector.floor_height:
-                    key = tuple(sorted([(l.x1, l.y1), (l.x2, l.y2)]))
-                    walls[key] = key[0] + key[1]
-        self.walls = np.array(sorted(walls.values()), dtype=np.float64).reshape(-1, 4)
+                key = tuple(sorted([(l.x1, l.y1), (l.x2, l.y2)]))
+                sides[key] += 1
+                if l.is_blocking:
+                    blocking.add(key)
+                if sector.ceiling_height <= sector.floor_height:
+                    doors.add(key)
+
+        def array(keys):
+            return np.array([a + b for a, b in sorted(keys)], dtype=np.float64).reshape(-1, 4)
+
+        # Sight stops at one-sided lines (solid walls) and closed doors; the player also keeps
+        # clear of two-sided lines marked impassable (e.g. the rails of a monster's alcove).
+        solid = {k for k, n in sides.items() if n == 1} | doors
+        self.sight_walls = array(solid)
+        self.walls = array(solid | blocking)
 
     def clearance(self, x, y):
         """Distance from (x, y) to the nearest blocking wall."""
@@ -188,8 +206,8 @@ class Level:
         return float(np.sqrt((px - x) ** 2 + (py - y) ** 2).min())
 
     def blocked(self, ax, ay, bx, by):
-        """Whether the segment a-b crosses a blocking wall."""
-        w = self.walls
+        """Whether the segment a-b crosses a solid wall or a closed door."""
+        w = self.sight_walls
 
         def side(px, py, qx, qy, rx, ry):
             return (qx - px) * (ry - py) - (qy - py) * (rx - px)
@@ -211,12 +229,20 @@ class Level:
                 return height >= PLAYER_HEIGHT
         return False
 
-    def spot(self, rng, tx, ty):
-        """A camera spot with a clear line to (tx, ty), or None."""
+    def spot(self, rng, tx, ty, anchors, hi):
+        """A camera spot with a clear line to (tx, ty), or None. Half the candidates are drawn
+        around the target, half near one of `anchors` (positions of other objects, which lie
+        where the map is open: in a narrow corridor a random direction rarely is)."""
+        lo = CAMERA_DISTANCE[0]
+        near = [(x, y) for x, y in anchors if lo <= math.hypot(x - tx, y - ty) <= hi]
         for _ in range(SPOT_TRIES):
-            d = rng.uniform(*CAMERA_DISTANCE)
-            a = rng.uniform(0, 2 * math.pi)
-            x, y = tx + d * math.cos(a), ty + d * math.sin(a)
+            if near and rng.random() < 0.5:
+                x, y = rng.choice(near)
+                x, y = x + rng.uniform(-ANCHOR_JITTER, ANCHOR_JITTER), \
+                    y + rng.uniform(-ANCHOR_JITTER, ANCHOR_JITTER)
+            else:
+                d, a = rng.uniform(lo, hi), rng.uniform(0, 2 * math.pi)
+                x, y = tx + d * math.cos(a), ty + d * math.sin(a)
             if (self.clearance(x, y) >= PLAYER_CLEARANCE and not self.blocked(tx, ty, x, y)
                     and self.tall_enough(x, y)):
                 return x, y
@@ -291,6 +317,13 @@ def aim(game, rng, tx, ty):
     game.make_action([0, 0, ((angle - want + 180.0) % 360.0) - 180.0], 1)
 
 
+def start_episode(game, rng):
+    """A new episode with a game seed drawn from `rng`, in god mode."""
+    game.set_seed(rng.randrange(2 ** 31))
+    game.new_episode()
+    game.send_game_command("god")
+
+
 def play_episode(game, rng, frames, spec):
     """Yield `frames` (rgb, objects) pairs from the current episode."""
     height, width = game.get_screen_height(), game.get_screen_width()
@@ -298,14 +331,19 @@ def play_episode(game, rng, frames, spec):
     kept = 0
     while kept < frames:
         for tries in range(1, MAX_TRIES + 1):
+            if game.is_episode_finished():  # a scenario's own end (an exit, a pickup)
+                start_episode(game, rng)
+                level = Level(game.get_state())
             state = game.get_state()
             targets = live_targets(state)
             if not targets:
                 sys.exit(f"error: {spec} holds none of the classes {', '.join(CLASSES)}: "
                          "choose other --scenarios")
-            target = rng.choice(targets[rng.choice(sorted(targets))])
+            cls = rng.choice(sorted(targets))
+            target = rng.choice(targets[cls])
             tx, ty = target.position_x, target.position_y
-            spot = level.spot(rng, tx, ty)
+            anchors = [(o.position_x, o.position_y) for o in state.objects if o.id != target.id]
+            spot = level.spot(rng, tx, ty, anchors, MAX_DISTANCE.get(cls, CAMERA_DISTANCE[1]))
             if spot is None:
                 continue
             game.send_game_command("warp %d %d" % spot)
@@ -362,6 +400,20 @@ def print_counts(split, records):
               f"{imgs[cls]:4d} images")
 
 
+def prepare_out(out):
+    """Make OUT's folders, empty. A folder this script wrote before (it has classes.txt) is
+    cleared, so no file of an earlier run stays; any other non-empty folder is refused."""
+    subs = ("JPEGImages", "Annotations", "ImageSets")
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.isfile(os.path.join(out, "classes.txt")):
+            sys.exit(f"error: --out {out} is a non-empty folder this script did not write: "
+                     "give a new or empty one")
+        for sub in subs:
+            shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the VOC root to write")
@@ -389,8 +441,7 @@ def main():
         sys.exit("error: give at least one scenario and a positive --frames-per-episode")
     scenarios = [(spec, *parse_scenario(spec, vzd)) for spec in specs]
 
-    for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
-        os.makedirs(os.path.join(args.out, sub), exist_ok=True)
+    prepare_out(args.out)
     write_lines(os.path.join(args.out, "classes.txt"), list(CLASSES))
 
     # Episodes: the train ones, then the test ones, cycling through the scenarios.
@@ -408,9 +459,7 @@ def main():
                 games[spec] = make_game(vzd, cfg, doom_map, resolution, workdir)
             game = games[spec]
             rng = random.Random(f"{args.seed}/{episode}")
-            game.set_seed(rng.randrange(2 ** 31))
-            game.new_episode()
-            game.send_game_command("god")
+            start_episode(game, rng)
             for f, (rgb, objects, tries) in enumerate(play_episode(game, rng, frames, spec)):
                 views += tries
                 image_id = f"{split}_{episode:03d}_{f:03d}"
