@@ -8,10 +8,12 @@ are synthetic: rendered game frames, not photographs, with labels the engine com
 
 Episodes. `--scenarios` lists ViZDoom configs with an optional map (`freedoom2:MAP04`,
 `defend_the_line`); episode e plays scenario e mod len(scenarios) from a fresh
-`new_episode()` with its own game seed (derived from --seed and e), in god mode (the `god`
-cheat) so that the monsters' attacks do not end it (a scenario that ends by itself, e.g. at a
-pickup, starts a new episode with the next seed). The train episodes come first, then the
-test episodes: the split is by episode, never one episode's frames in both.
+`new_episode()` with its own game seed (derived from --seed and e), with the `god` and
+`notarget` cheats: the monsters ignore the player, so they stand or wander in their own
+poses, and nothing is killed (no corpses, no exploded barrels) nor ends the episode (a
+scenario that ends by itself, e.g. at a pickup, starts a new episode with the next seed).
+The train episodes come first, then the test episodes: the split is by episode, never one
+episode's frames in both.
 
 Policy (seeded, scripted). For each frame: pick a class uniformly among the classes still
 present in the level (ViZDoom's objects info), then one live object of it; pick a camera
@@ -20,11 +22,10 @@ random direction or near another object's position, whose straight line to the o
 crosses no solid wall or closed door, at least PLAYER_CLEARANCE from every wall and
 impassable line, inside a sector tall enough for the player; `warp` there, walk and turn at
 random for a few tics, then turn to face the object with a random offset of up to
-+-AIM_JITTER degrees, and wait GAP_TICS between frames (the monsters keep moving and
-attacking). A frame is kept when it holds at least one non-difficult object of the classes
-and no object of any kind within MIN_DISTANCE of the camera (a monster that walked up to the
-player fills the frame with a few huge texels); otherwise it is redrawn (at most MAX_TRIES
-per frame). The player's weapon is not drawn. Consecutive frames are from different spots
++-AIM_JITTER degrees, and wait GAP_TICS between frames. A frame is kept when it holds at
+least one non-difficult object of the classes and no object of any kind within MIN_DISTANCE
+of the camera (a few huge texels fill such a frame); otherwise it is redrawn (at most
+MAX_TRIES per frame). The player's weapon is not drawn. Consecutive frames are from different spots
 and angles, so they are not near-duplicates.
 
 Classes (CLASSES below): the Freedoom monsters zombieman, shotgunguy, imp and demon, the
@@ -40,8 +41,10 @@ are scaled by s = (image height) / 240, so the rule is the same at every resolut
   dropped    P < MIN_PIXELS * s^2, or min(w, h) < MIN_SIDE * s  (a few stray pixels)
   difficult  min(w, h) < DIFFICULT_SIDE * s, or P < DIFFICULT_PIXELS * s^2 (too small), or
              P < DIFFICULT_FILL * w h (a sliver seen past a wall or through a grate), or
-             w h < DIFFICULT_VISIBLE * W H (mostly hidden by a nearer object), as VOC marks
-             objects too small or too occluded to recognise
+             w h < DIFFICULT_VISIBLE * W H (mostly hidden by a nearer object), or the mean
+             luma (BT.601, 0-255) of its visible pixels is below DIFFICULT_DARK (in a dark
+             sector, all but black), as VOC marks objects too small, too occluded or too
+             dark to recognise
   truncated  the box touches the image border (the object is cut by the frame)
 Boxes are written as the devkit writes them: 1-based inclusive pixels, xmin = x + 1,
 xmax = x + w for pixels in columns x .. x + w - 1.
@@ -98,6 +101,8 @@ DIFFICULT_SIDE = 8
 DIFFICULT_PIXELS = 60
 DIFFICULT_FILL = 0.2
 DIFFICULT_VISIBLE = 0.5
+DIFFICULT_DARK = 5.0
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma of RGB
 # Policy (map units, degrees, tics).
 CAMERA_DISTANCE = (64.0, 640.0)
 # Nearer for the small classes, so that they are not mostly too small to count.
@@ -268,9 +273,10 @@ def annotate(state, width, height):
         vw, vh = int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1
         if pixels < MIN_PIXELS * s * s or min(vw, vh) < MIN_SIDE * s:
             continue
+        luma = float((state.screen_buffer[y:y + h, x:x + w][visible] @ LUMA).mean())
         difficult = (min(vw, vh) < DIFFICULT_SIDE * s or pixels < DIFFICULT_PIXELS * s * s
                      or pixels < DIFFICULT_FILL * vw * vh
-                     or vw * vh < DIFFICULT_VISIBLE * w * h)
+                     or vw * vh < DIFFICULT_VISIBLE * w * h or luma < DIFFICULT_DARK)
         truncated = x0 == 0 or y0 == 0 or x0 + vw == width or y0 + vh == height
         objects.append((cls, x0 + 1, y0 + 1, x0 + vw, y0 + vh, int(truncated), int(difficult)))
     return objects
@@ -322,6 +328,7 @@ def start_episode(game, rng):
     game.set_seed(rng.randrange(2 ** 31))
     game.new_episode()
     game.send_game_command("god")
+    game.send_game_command("notarget")  # monsters ignore the player: no fights, no corpses
 
 
 def play_episode(game, rng, frames, spec):
