@@ -9,11 +9,11 @@ are synthetic: rendered game frames, not photographs, with labels the engine com
 Episodes. `--scenarios` lists ViZDoom configs with an optional map (`freedoom2:MAP04`,
 `defend_the_line`); episode e plays scenario e mod len(scenarios) from a fresh
 `new_episode()` with its own game seed (derived from --seed and e), with the `god` and
-`notarget` cheats: the monsters ignore the player, so they keep their idle animation at their
-own places and angles (the views vary; their poses little), and nothing is killed (no corpses, no exploded barrels) nor ends the episode (a
-scenario that ends by itself, e.g. at a pickup, starts a new episode with the next seed).
-The train episodes come first, then the test episodes: the split is by episode, never one
-episode's frames in both.
+`notarget` cheats: the monsters ignore the player, so they keep their idle animation at
+their own places and angles (the views vary, their poses little), and nothing is killed (no
+corpses, no exploded barrels) nor ends the episode (a scenario that ends by itself, e.g. at
+a pickup, starts a new episode with the next seed). The train episodes come first, then the
+test episodes: the split is by episode, never one episode's frames in both.
 
 Policy (seeded, scripted). For each frame: pick a class uniformly among the classes still
 present in the level (ViZDoom's objects info), then one live object of it; pick a camera
