@@ -332,7 +332,7 @@ def start_episode(game, rng):
 
 
 def play_episode(game, rng, frames, spec):
-    """Yield `frames` (rgb, objects) pairs from the current episode."""
+    """Yield `frames` (rgb, objects, views rendered for it) from the current episode."""
     height, width = game.get_screen_height(), game.get_screen_width()
     level = Level(game.get_state())
     kept = 0
@@ -357,7 +357,11 @@ def play_episode(game, rng, frames, spec):
             for _ in range(rng.randint(*WANDER_TICS)):
                 game.make_action([rng.random() < 0.5, rng.random() < 0.2,
                                   rng.uniform(-10.0, 10.0)], 1)
+            if game.is_episode_finished():
+                continue
             aim(game, rng, tx, ty)
+            if game.is_episode_finished():
+                continue
             state = game.get_state()
             objects = annotate(state, width, height)
             px, py, _ = state.game_variables
