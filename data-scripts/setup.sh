@@ -38,3 +38,13 @@ fi
 
 bash data-scripts/fetch_samples.sh
 bash data-scripts/fetch_fashion_mnist.sh
+
+# The ViZDoom detection set (rendered frames, boxes from the engine's labels buffer) that
+# tests/detection.rs trains Fast R-CNN on; deterministic, about 10 s. Rendered again only when
+# the script changed.
+DOOM=data/samples/doom-voc
+stamp=$(sha256sum data-scripts/make_doom_voc.py | cut -c1-16)
+if [[ ! -f $DOOM/.made-by-$stamp ]]; then
+    python3 data-scripts/make_doom_voc.py --out "$DOOM" --seed 0 --train-images 150 --test-images 75
+    touch "$DOOM/.made-by-$stamp"
+fi

@@ -101,13 +101,19 @@ pub fn optimizer(cfg: &DetectionConfig, params: &Params) -> Result<Optimizer> {
 }
 
 /// One minibatch as tensors.
-struct Minibatch {
-    maps: Tensor,
-    rois: Tensor,
-    labels: Tensor,
-    targets: Tensor,
-    inside: Tensor,
-    outside: Tensor,
+pub struct Minibatch {
+    /// The frozen tap's maps, N x C x H x W, zero-padded to a common size.
+    pub maps: Tensor,
+    /// R x 5 RoIs: image index, x1 y1 x2 y2 in blob pixels.
+    pub rois: Tensor,
+    /// R class labels (u32, 0 = background).
+    pub labels: Tensor,
+    /// R x 4 (classes + 1) regression targets.
+    pub targets: Tensor,
+    /// Their inside weights (1 on the label's four columns of a foreground RoI).
+    pub inside: Tensor,
+    /// Their outside weights.
+    pub outside: Tensor,
 }
 
 /// Zero-pads C x H_i x W_i maps to the largest H and W (bottom and right, as Detectron's
@@ -193,11 +199,29 @@ pub fn smooth_l1(
 }
 
 /// The losses and accuracy of one forward pass.
-struct Losses {
-    total: Tensor,
-    cls: f64,
-    bbox: f64,
-    accuracy: f64,
+pub struct Losses {
+    /// Their sum, to differentiate.
+    pub total: Tensor,
+    /// The cross-entropy.
+    pub cls: f64,
+    /// The smooth L1.
+    pub bbox: f64,
+    /// The accuracy on the RoIs.
+    pub accuracy: f64,
+}
+
+/// One training iteration: forward, backward, and the optimiser's step at `lr`.
+pub fn train_step(
+    head: &FastRcnnHead,
+    optim: &mut Optimizer,
+    mb: &Minibatch,
+    lr: f64,
+    beta: f64,
+) -> Result<Losses> {
+    let l = losses(head, mb, beta)?;
+    let grads = l.total.backward()?;
+    optim.step(&grads, lr)?;
+    Ok(l)
 }
 
 fn losses(head: &FastRcnnHead, mb: &Minibatch, beta: f64) -> Result<Losses> {
@@ -300,9 +324,7 @@ pub fn train(
         lr_prev = lr;
         let mb = minibatch(cfg, roidb, batch, maps, classes, it, device)
             .with_context(|| format!("building minibatch {it}"))?;
-        let l = losses(head, &mb, cfg.model.smooth_l1_beta)?;
-        let grads = l.total.backward()?;
-        optim.step(&grads, lr)?;
+        let l = train_step(head, &mut optim, &mb, lr, cfg.model.smooth_l1_beta)?;
         sums = (sums.0 + l.cls, sums.1 + l.bbox, sums.2 + l.accuracy, sums.3 + 1);
         bar.inc(1);
         let done = it + 1;
