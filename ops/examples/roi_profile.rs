@@ -27,7 +27,9 @@ fn arg(name: &str, default: usize) -> usize {
 fn boxes(r: usize, n: usize, h: f32, w: f32) -> Vec<f32> {
     let mut seed = 12345u64;
     let mut next = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 40) as f32 / (1u64 << 24) as f32
     };
     (0..r)

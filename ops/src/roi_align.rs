@@ -124,11 +124,7 @@ impl RoiAlign {
     fn grid<T: RoiFloat>(&self, roi: &Roi<T>) -> Grid<T> {
         let s = &self.shape;
         let scale = T::from_f32(self.scale);
-        let offset = if self.aligned {
-            T::HALF
-        } else {
-            T::default()
-        };
+        let offset = if self.aligned { T::HALF } else { T::default() };
         let [x1, y1, x2, y2] = roi.corners.map(|c| c * scale - offset);
         let (mut rw, mut rh) = (x2 - x1, y2 - y1);
         if !self.aligned {
@@ -163,24 +159,21 @@ impl RoiAlign {
             .zip(rois.par_iter())
             .for_each(|(block, roi)| {
                 let g = self.grid(roi);
-                block
-                    .par_chunks_mut(bins)
-                    .enumerate()
-                    .for_each(|(c, out)| {
-                        let plane = &x[v.plane(roi.b, c)..];
-                        for (i, o) in out.iter_mut().enumerate() {
-                            let (ph, pw) = (i / s.pw, i % s.pw);
-                            let mut acc = T::default();
-                            for ys in &g.rows[ph * g.gh..(ph + 1) * g.gh] {
-                                for xs in &g.cols[pw * g.gw..(pw + 1) * g.gw] {
-                                    let (p, w) = corners(ys, xs);
-                                    let at = |k: usize| plane[v.at(p[k].0, p[k].1)];
-                                    acc += w[0] * at(0) + w[1] * at(1) + w[2] * at(2) + w[3] * at(3);
-                                }
+                block.par_chunks_mut(bins).enumerate().for_each(|(c, out)| {
+                    let plane = &x[v.plane(roi.b, c)..];
+                    for (i, o) in out.iter_mut().enumerate() {
+                        let (ph, pw) = (i / s.pw, i % s.pw);
+                        let mut acc = T::default();
+                        for ys in &g.rows[ph * g.gh..(ph + 1) * g.gh] {
+                            for xs in &g.cols[pw * g.gw..(pw + 1) * g.gw] {
+                                let (p, w) = corners(ys, xs);
+                                let at = |k: usize| plane[v.at(p[k].0, p[k].1)];
+                                acc += w[0] * at(0) + w[1] * at(1) + w[2] * at(2) + w[3] * at(3);
                             }
-                            *o = acc / g.count;
                         }
-                    });
+                        *o = acc / g.count;
+                    }
+                });
             });
         y
     }
@@ -192,26 +185,23 @@ impl RoiAlign {
         for (r, roi) in rois.iter().enumerate() {
             let g = self.grid(roi);
             let image = &mut dx[roi.b * s.c * hw..(roi.b + 1) * s.c * hw];
-            image
-                .par_chunks_mut(hw)
-                .enumerate()
-                .for_each(|(c, grad)| {
-                    let dy = &dy[(r * s.c + c) * bins..(r * s.c + c + 1) * bins];
-                    for (i, d) in dy.iter().enumerate() {
-                        let (ph, pw) = (i / s.pw, i % s.pw);
-                        for ys in &g.rows[ph * g.gh..(ph + 1) * g.gh] {
-                            for xs in &g.cols[pw * g.gw..(pw + 1) * g.gw] {
-                                if !(ys.valid && xs.valid) {
-                                    continue;
-                                }
-                                let (p, w) = corners(ys, xs);
-                                for k in 0..4 {
-                                    grad[p[k].0 * s.w + p[k].1] += *d * w[k] / g.count;
-                                }
+            image.par_chunks_mut(hw).enumerate().for_each(|(c, grad)| {
+                let dy = &dy[(r * s.c + c) * bins..(r * s.c + c + 1) * bins];
+                for (i, d) in dy.iter().enumerate() {
+                    let (ph, pw) = (i / s.pw, i % s.pw);
+                    for ys in &g.rows[ph * g.gh..(ph + 1) * g.gh] {
+                        for xs in &g.cols[pw * g.gw..(pw + 1) * g.gw] {
+                            if !(ys.valid && xs.valid) {
+                                continue;
+                            }
+                            let (p, w) = corners(ys, xs);
+                            for k in 0..4 {
+                                grad[p[k].0 * s.w + p[k].1] += *d * w[k] / g.count;
                             }
                         }
                     }
-                });
+                }
+            });
         }
         dx
     }

@@ -100,15 +100,12 @@ impl RoiPool {
             .zip(rois.par_iter())
             .for_each(|(block, roi)| {
                 let (rows, cols) = self.bins(roi);
-                block
-                    .par_chunks_mut(bins)
-                    .enumerate()
-                    .for_each(|(c, out)| {
-                        let base = v.plane(roi.b, c);
-                        for (i, o) in out.iter_mut().enumerate() {
-                            *o = bin_max(x, base, &v, &rows[i / s.pw], &cols[i % s.pw]).0;
-                        }
-                    });
+                block.par_chunks_mut(bins).enumerate().for_each(|(c, out)| {
+                    let base = v.plane(roi.b, c);
+                    for (i, o) in out.iter_mut().enumerate() {
+                        *o = bin_max(x, base, &v, &rows[i / s.pw], &cols[i % s.pw]).0;
+                    }
+                });
             });
         y
     }
@@ -120,19 +117,16 @@ impl RoiPool {
         for (r, roi) in rois.iter().enumerate() {
             let (rows, cols) = self.bins(roi);
             let image = &mut dx[roi.b * s.c * hw..(roi.b + 1) * s.c * hw];
-            image
-                .par_chunks_mut(hw)
-                .enumerate()
-                .for_each(|(c, grad)| {
-                    let base = v.plane(roi.b, c);
-                    let g = &dy[(r * s.c + c) * bins..(r * s.c + c + 1) * bins];
-                    for (i, d) in g.iter().enumerate() {
-                        let (_, at) = bin_max(x, base, &v, &rows[i / s.pw], &cols[i % s.pw]);
-                        if let Some((yy, xx)) = at {
-                            grad[yy * s.w + xx] += *d;
-                        }
+            image.par_chunks_mut(hw).enumerate().for_each(|(c, grad)| {
+                let base = v.plane(roi.b, c);
+                let g = &dy[(r * s.c + c) * bins..(r * s.c + c + 1) * bins];
+                for (i, d) in g.iter().enumerate() {
+                    let (_, at) = bin_max(x, base, &v, &rows[i / s.pw], &cols[i % s.pw]);
+                    if let Some((yy, xx)) = at {
+                        grad[yy * s.w + xx] += *d;
                     }
-                });
+                }
+            });
         }
         dx
     }

@@ -65,7 +65,10 @@ fn align_op(p: &[f32]) -> Op {
 fn run(op: &Op, x: &Tensor, rois: &Tensor, dy: &Tensor, dtype: DType) -> (Tensor, Tensor) {
     let x = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
     let y = op(x.as_tensor(), rois).unwrap();
-    let loss = (&y * dy.to_dtype(dtype).unwrap()).unwrap().sum_all().unwrap();
+    let loss = (&y * dy.to_dtype(dtype).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
     let grads = loss.backward().unwrap();
     (y, grads.get(&x).unwrap().clone())
 }
@@ -120,7 +123,13 @@ fn f32_is_bit_identical_to_torchvision() {
         ("roi_align.npz", align_op),
     ] {
         for case in cases(file) {
-            let (y, dx) = run(&make(&case.params), &case.x, &case.rois, &case.dy, DType::F32);
+            let (y, dx) = run(
+                &make(&case.params),
+                &case.x,
+                &case.rois,
+                &case.dy,
+                DType::F32,
+            );
             assert_eq!(bits(&y), bits(&case.y), "{} forward", case.name);
             assert_eq!(bits(&dx), bits(&case.dx), "{} gradient", case.name);
         }
@@ -143,7 +152,12 @@ fn roi_align_gradient_matches_finite_differences() {
         let loss = |v: &[f64]| -> f64 {
             let x = Tensor::from_slice(v, x.dims(), &Device::Cpu).unwrap();
             let y = op(&x, &case.rois).unwrap();
-            (y * &dy).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+            (y * &dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
         };
         let eps = 1e-3;
         let mut moved = flat.clone();
@@ -182,7 +196,12 @@ fn strided_map_gives_the_same_answer() {
             let view = cm.as_tensor().permute((1, 0, 2, 3)).unwrap();
             assert!(!view.is_contiguous());
             let ys = op(&view, &case.rois).unwrap();
-            let grads = (&ys * &case.dy).unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = (&ys * &case.dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             let dcm = grads.get(&cm).unwrap().permute((1, 0, 2, 3)).unwrap();
             assert_eq!(bits(&ys), bits(&y), "{} forward", case.name);
             assert_eq!(bits(&dcm), bits(&dx), "{} gradient", case.name);
@@ -199,7 +218,13 @@ fn results_do_not_depend_on_the_thread_count() {
             .build()
             .unwrap()
             .install(|| {
-                let (y, dx) = run(&make(&case.params), &case.x, &case.rois, &case.dy, DType::F32);
+                let (y, dx) = run(
+                    &make(&case.params),
+                    &case.x,
+                    &case.rois,
+                    &case.dy,
+                    DType::F32,
+                );
                 (bits(&y), bits(&dx))
             })
     };
@@ -208,7 +233,12 @@ fn results_do_not_depend_on_the_thread_count() {
         ("roi_align.npz", align_op),
     ] {
         for case in cases(file) {
-            assert_eq!(in_pool(1, &case, make), in_pool(3, &case, make), "{}", case.name);
+            assert_eq!(
+                in_pool(1, &case, make),
+                in_pool(3, &case, make),
+                "{}",
+                case.name
+            );
         }
     }
 }
