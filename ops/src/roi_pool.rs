@@ -62,11 +62,20 @@ fn bin_max<T: RoiFloat>(
     }
     let (mut best, mut at) = (T::NEG_FLT_MAX, None);
     for y in rows.clone() {
-        for xx in cols.clone() {
-            let value = x[base + v.at(y, xx)];
+        let row = &x[base + v.at(y, cols.start)..];
+        let mut visit = |k: usize, value: T| {
             if value > best {
-                (best, at) = (value, Some((y, xx)));
+                (best, at) = (value, Some((y, cols.start + k)));
             }
+        };
+        if v.sw == 1 {
+            row[..cols.len()]
+                .iter()
+                .enumerate()
+                .for_each(|(k, value)| visit(k, *value));
+        } else {
+            // Any stride, zero (one cell repeated) included.
+            (0..cols.len()).for_each(|k| visit(k, row[k * v.sw]));
         }
     }
     (best, at)
