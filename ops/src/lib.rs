@@ -26,6 +26,7 @@ mod matmul_op;
 pub mod pool;
 mod pool_cpu;
 pub mod roi_align;
+mod roi_common;
 pub mod roi_pool;
 #[cfg(test)]
 mod testing;
@@ -37,3 +38,5 @@ pub use layout::{from_channel_major, pad_spatial, to_channel_major};
 pub use lrn::local_response_norm;
 pub use matmul_op::mm;
 pub use pool::{avg_pool_padded, global_avg_pool, max_pool2d};
+pub use roi_align::roi_align;
+pub use roi_pool::roi_pool;

@@ -1,0 +1,263 @@
+//! RoIPool and RoIAlign against torchvision's CPU kernels (fixtures written by
+//! data-scripts/make_roi_fixtures.py): forward and input gradient within 1e-5 in f32 and in
+//! f64, on random boxes and the edge cases (boxes outside the map, inverted, empty, tiny, huge,
+//! corners at exactly .5, tied maxima). Also: RoIAlign's gradient against finite differences
+//! in f64, the same answer for a strided (channel-major) map, the same bits at any thread
+//! count, and errors for bad RoIs.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use sslbench_ops::{roi_align, roi_pool, to_channel_major};
+use std::collections::HashMap;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/roi");
+
+/// One fixture case: the map, the RoIs, the op's parameters, torchvision's output, the
+/// upstream gradient and torchvision's input gradient.
+struct Case {
+    name: String,
+    x: Tensor,
+    rois: Tensor,
+    params: Vec<f32>,
+    y: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+}
+
+fn cases(file: &str) -> Vec<Case> {
+    let path = format!("{FIXTURES}/{file}");
+    let mut arrays: HashMap<String, Tensor> = Tensor::read_npz(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}; run data-scripts/make_roi_fixtures.py"))
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    for k in 0.. {
+        let mut take = |key: &str| arrays.remove(&format!("{k}.{key}"));
+        let Some(x) = take("x") else { break };
+        let params = take("params").unwrap().to_vec1::<f32>().unwrap();
+        out.push(Case {
+            name: format!("{file} case {k} {params:?}"),
+            x,
+            rois: take("rois").unwrap(),
+            params,
+            y: take("y").unwrap(),
+            dy: take("dy").unwrap(),
+            dx: take("dx").unwrap(),
+        });
+    }
+    assert!(!out.is_empty(), "{path} has no cases");
+    out
+}
+
+type Op = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
+
+fn pool_op(p: &[f32]) -> Op {
+    let (output, scale) = ((p[0] as usize, p[1] as usize), p[2]);
+    Box::new(move |x, r| roi_pool(x, r, output, scale))
+}
+
+fn align_op(p: &[f32]) -> Op {
+    let (output, scale) = ((p[0] as usize, p[1] as usize), p[2]);
+    let (ratio, aligned) = (p[3] as usize, p[4] != 0.0);
+    Box::new(move |x, r| roi_align(x, r, output, scale, ratio, aligned))
+}
+
+/// The op's output and the gradient of sum(y * dy) with respect to the map, in `dtype`.
+fn run(op: &Op, x: &Tensor, rois: &Tensor, dy: &Tensor, dtype: DType) -> (Tensor, Tensor) {
+    let x = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
+    let y = op(x.as_tensor(), rois).unwrap();
+    let loss = (&y * dy.to_dtype(dtype).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    (y, grads.get(&x).unwrap().clone())
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    let d = (a - b).unwrap().abs().unwrap().to_vec1::<f64>().unwrap();
+    d.into_iter().fold(0.0, f64::max)
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    v.to_vec1::<f64>()
+        .unwrap()
+        .into_iter()
+        .map(f64::to_bits)
+        .collect()
+}
+
+fn check_parity(file: &str, make: fn(&[f32]) -> Op) {
+    for case in cases(file) {
+        let op = make(&case.params);
+        for dtype in [DType::F32, DType::F64] {
+            let (y, dx) = run(&op, &case.x, &case.rois, &case.dy, dtype);
+            let (ey, edx) = (max_diff(&y, &case.y), max_diff(&dx, &case.dx));
+            assert!(
+                ey <= 1e-5 && edx <= 1e-5,
+                "{} {dtype:?}: forward off by {ey:e}, gradient by {edx:e}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn roi_pool_matches_torchvision() {
+    check_parity("roi_pool.npz", pool_op);
+}
+
+#[test]
+fn roi_align_matches_torchvision() {
+    check_parity("roi_align.npz", align_op);
+}
+
+/// The f32 kernels sum in torchvision's order: their outputs and gradients are its bits.
+#[test]
+fn f32_is_bit_identical_to_torchvision() {
+    for (file, make) in [
+        ("roi_pool.npz", pool_op as fn(&[f32]) -> Op),
+        ("roi_align.npz", align_op),
+    ] {
+        for case in cases(file) {
+            let (y, dx) = run(
+                &make(&case.params),
+                &case.x,
+                &case.rois,
+                &case.dy,
+                DType::F32,
+            );
+            assert_eq!(bits(&y), bits(&case.y), "{} forward", case.name);
+            assert_eq!(bits(&dx), bits(&case.dx), "{} gradient", case.name);
+        }
+    }
+}
+
+/// RoIAlign is linear in the map: central differences of sum(y * dy) in f64 recover every
+/// element of the gradient up to rounding.
+#[test]
+fn roi_align_gradient_matches_finite_differences() {
+    let all = cases("roi_align.npz");
+    // Adaptive and legacy, fixed grid and aligned.
+    for case in [&all[0], &all[3]] {
+        let op = align_op(&case.params);
+        let x = case.x.to_dtype(DType::F64).unwrap();
+        let dy = case.dy.to_dtype(DType::F64).unwrap();
+        let (_, dx) = run(&op, &x, &case.rois, &dy, DType::F64);
+        let dx = dx.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let flat = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let loss = |v: &[f64]| -> f64 {
+            let x = Tensor::from_slice(v, x.dims(), &Device::Cpu).unwrap();
+            let y = op(&x, &case.rois).unwrap();
+            (y * &dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let eps = 1e-3;
+        let mut moved = flat.clone();
+        let mut touched = 0;
+        for i in 0..flat.len() {
+            moved[i] = flat[i] + eps;
+            let up = loss(&moved);
+            moved[i] = flat[i] - eps;
+            let down = loss(&moved);
+            moved[i] = flat[i];
+            let fd = (up - down) / (2.0 * eps);
+            assert!(
+                (fd - dx[i]).abs() <= 1e-8 * (1.0 + fd.abs()),
+                "{} element {i}: finite difference {fd}, gradient {}",
+                case.name,
+                dx[i]
+            );
+            touched += (dx[i] != 0.0) as usize;
+        }
+        assert!(touched > flat.len() / 4, "{}: few cells sampled", case.name);
+    }
+}
+
+/// A map kept channel-major (C x N x H x W) and viewed back as N x C x H x W, not contiguous,
+/// gives the contiguous map's outputs and gradients, bit for bit.
+#[test]
+fn strided_map_gives_the_same_answer() {
+    for (file, make) in [
+        ("roi_pool.npz", pool_op as fn(&[f32]) -> Op),
+        ("roi_align.npz", align_op),
+    ] {
+        for case in cases(file).iter().take(2) {
+            let op = make(&case.params);
+            let (y, dx) = run(&op, &case.x, &case.rois, &case.dy, DType::F32);
+            let cm = Var::from_tensor(&to_channel_major(&case.x).unwrap()).unwrap();
+            let view = cm.as_tensor().permute((1, 0, 2, 3)).unwrap();
+            assert!(!view.is_contiguous());
+            let ys = op(&view, &case.rois).unwrap();
+            let grads = (&ys * &case.dy)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let dcm = grads.get(&cm).unwrap().permute((1, 0, 2, 3)).unwrap();
+            assert_eq!(bits(&ys), bits(&y), "{} forward", case.name);
+            assert_eq!(bits(&dcm), bits(&dx), "{} gradient", case.name);
+        }
+    }
+}
+
+/// The same bits at 1 and at 3 threads.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let in_pool = |threads: usize, case: &Case, make: fn(&[f32]) -> Op| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let (y, dx) = run(
+                    &make(&case.params),
+                    &case.x,
+                    &case.rois,
+                    &case.dy,
+                    DType::F32,
+                );
+                (bits(&y), bits(&dx))
+            })
+    };
+    for (file, make) in [
+        ("roi_pool.npz", pool_op as fn(&[f32]) -> Op),
+        ("roi_align.npz", align_op),
+    ] {
+        for case in cases(file) {
+            assert_eq!(
+                in_pool(1, &case, make),
+                in_pool(3, &case, make),
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_rois_are_errors() {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((2, 3, 5, 6), DType::F32, &dev).unwrap();
+    let outside = Tensor::new(&[[2f32, 0., 0., 4., 4.]], &dev).unwrap();
+    let e = roi_pool(&x, &outside, (2, 2), 1.0).unwrap_err().to_string();
+    assert!(e.contains("names image 2"), "{e}");
+    let e = roi_align(&x, &outside, (2, 2), 1.0, 0, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch index"), "{e}");
+    let four = Tensor::new(&[[0f32, 0., 4., 4.]], &dev).unwrap();
+    assert!(roi_pool(&x, &four, (2, 2), 1.0).is_err());
+    let ok = Tensor::new(&[[1f32, 0., 0., 4., 4.]], &dev).unwrap();
+    assert!(roi_align(&x, &ok, (0, 2), 1.0, 0, false).is_err());
+    let ints = x.to_dtype(DType::U8).unwrap();
+    assert!(roi_pool(&ints, &ok, (2, 2), 1.0).is_err());
+}
