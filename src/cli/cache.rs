@@ -17,7 +17,8 @@ pub struct CacheArgs {
 
 #[derive(Subcommand)]
 enum CacheOp {
-    /// List the entries: digest, tap, architecture, pooling, shape, size.
+    /// List the entries: digest, tap, architecture, pooling, shape (items x channels for a
+    /// dense entry), size.
     Ls,
     /// Check entries end to end (all, or those whose digest starts with the given prefixes).
     Verify {
@@ -92,6 +93,13 @@ pub fn run(args: CacheArgs) -> Result<()> {
                 bail!(
                     "`{digest}` matches {} entries: give more of the digest",
                     paths.len()
+                );
+            }
+            if hdf5::File::open(&paths[0]).is_ok_and(|f| crate::features::dense::is_dense(&f)) {
+                bail!(
+                    "`{digest}` is a dense entry (one C x H x W map per item), which `export` \
+                     does not flatten: read it with h5py, item i being \
+                     `features[offsets[i]:offsets[i+1]].reshape(shapes[i])`"
                 );
             }
             let entry = crate::features::store::read_entry(&paths[0])?;

@@ -39,25 +39,25 @@ pub struct EntryInfo {
     pub path: PathBuf,
     /// Its key, when readable.
     pub key: Result<CacheKey>,
-    /// Shape of `features`, when readable.
+    /// Shape of `features` (items x channels for a dense entry), when readable.
     pub shape: Vec<usize>,
     /// File size in bytes.
     pub bytes: u64,
 }
 
-fn text(s: &str) -> Result<VarLenUnicode> {
+pub(super) fn text(s: &str) -> Result<VarLenUnicode> {
     s.parse::<VarLenUnicode>()
         .map_err(|e| anyhow::anyhow!("cannot store string attribute: {e}"))
 }
 
-fn write_attr(file: &hdf5::File, name: &str, value: &str) -> Result<()> {
+pub(super) fn write_attr(file: &hdf5::File, name: &str, value: &str) -> Result<()> {
     file.new_attr::<VarLenUnicode>()
         .create(name)?
         .write_scalar(&text(value)?)?;
     Ok(())
 }
 
-fn read_attr(file: &hdf5::File, name: &str) -> Result<String> {
+pub(super) fn read_attr(file: &hdf5::File, name: &str) -> Result<String> {
     Ok(file
         .attr(name)
         .with_context(|| format!("attribute `{name}` missing"))?
@@ -65,7 +65,7 @@ fn read_attr(file: &hdf5::File, name: &str) -> Result<String> {
         .to_string())
 }
 
-fn read_key(file: &hdf5::File) -> Result<CacheKey> {
+pub(super) fn read_key(file: &hdf5::File) -> Result<CacheKey> {
     let get = |n: &str| read_attr(file, n);
     Ok(CacheKey {
         format_version: get(KEY_FIELDS[0])?.parse()?,
@@ -250,8 +250,10 @@ impl FeatureStore {
                 let shape = opened
                     .as_ref()
                     .ok()
-                    .and_then(|f| f.dataset("features").ok())
-                    .map(|d| d.shape())
+                    .and_then(|f| {
+                        super::dense::listed_shape(f)
+                            .or_else(|| f.dataset("features").ok().map(|d| d.shape()))
+                    })
                     .unwrap_or_default();
                 let key = opened.and_then(|f| read_key(&f));
                 let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -307,6 +309,9 @@ pub fn verify(path: &Path) -> Result<()> {
                 "format version {} (this build writes {FORMAT_VERSION})",
                 key.format_version
             );
+        }
+        if super::dense::is_dense(&file) {
+            return super::dense::check_contents(path);
         }
         let features = file.dataset("features")?;
         let n = features.shape().first().copied().unwrap_or(0);
