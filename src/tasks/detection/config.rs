@@ -9,6 +9,7 @@ use super::voc_eval::EvalConfig;
 use crate::proposals::selective_search::SelectiveSearchConfig;
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use sslbench_ops::boxes::BoxCoder;
 
 /// The RoI feature transform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -96,9 +97,20 @@ pub struct BoxCoderConfig {
 
 impl Default for BoxCoderConfig {
     fn default() -> Self {
+        let coder = BoxCoder::default();
         Self {
-            weights: [10.0, 10.0, 5.0, 5.0],
-            clip: (1000.0f32 / 16.0).ln(),
+            weights: coder.weights,
+            clip: coder.clip,
+        }
+    }
+}
+
+impl BoxCoderConfig {
+    /// The coder these fields describe.
+    pub fn coder(&self) -> BoxCoder {
+        BoxCoder {
+            weights: self.weights,
+            clip: self.clip,
         }
     }
 }

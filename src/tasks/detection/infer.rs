@@ -11,7 +11,7 @@ use super::roidb::RoidbEntry;
 use super::voc_eval::Detection;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
-use sslbench_ops::boxes::{clip_box, nms, BoxCoder, BoxF};
+use sslbench_ops::boxes::{clip_box, nms, BoxF};
 use std::collections::HashMap;
 
 /// The indices of the first occurrence of each distinct RoI after `round(roi * scale)`
@@ -84,10 +84,7 @@ pub fn detect_image(
     let (unique, inverse) = dedup(&rois, t.dedup_boxes);
     let unique_rois: Vec<BoxF> = unique.iter().map(|&i| rois[i]).collect();
     let (scores, deltas) = score_rois(head, &frozen, &unique_rois, t.roi_chunk, device)?;
-    let coder = BoxCoder {
-        weights: cfg.box_coder.weights,
-        clip: cfg.box_coder.clip,
-    };
+    let coder = cfg.box_coder.coder();
     for (j, out) in per_class.iter_mut().enumerate().skip(1) {
         let mut boxes = Vec::new();
         let mut kept_scores = Vec::new();
@@ -103,10 +100,10 @@ pub fn detect_image(
             } else {
                 *proposal
             };
-            boxes.push(clip_box(b, entry.width, entry.height));
+            boxes.push(clip_box(&b, entry.width, entry.height));
             kept_scores.push(s);
         }
-        for k in nms(&boxes, &kept_scores, t.nms) {
+        for k in nms(&boxes, &kept_scores, t.nms as f64) {
             out.push(Detection {
                 image: entry.id.clone(),
                 score: kept_scores[k],

@@ -113,7 +113,7 @@ impl FrozenMaps {
             weights: backbone_cfg.weights_digest()?,
             arch: backbone_cfg.arch_id()?,
             tap: req.tap.name().to_string(),
-            pooling: format!("dense:{}", req.storage),
+            pooling: dtype.pooling(),
             transform: serde_json::to_string(&serde_json::json!({
                 "blob": format!("{:?}", req.blob),
                 "trunk_input": format!("{:?}", req.trunk_input),
@@ -185,7 +185,7 @@ impl FrozenMaps {
             .index
             .get(&name)
             .with_context(|| format!("no cached map for {name}"))?;
-        let map = self.entry.read(i)?;
+        let map = self.entry.tensor(i, &Device::Cpu)?;
         let im_scale =
             super::blob::image_scale(entry.width, entry.height, scale, self.max_size);
         Ok((map, im_scale))

@@ -17,7 +17,6 @@ use crate::train::params::Params;
 use crate::train::run_dir::{RunDir, RunSpec};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
-use sslbench_ops::boxes::BoxCoder;
 use std::path::Path;
 use std::time::Instant;
 
@@ -141,10 +140,7 @@ fn minibatch(
     iter: usize,
     device: &Device,
 ) -> Result<Minibatch> {
-    let coder = BoxCoder {
-        weights: cfg.box_coder.weights,
-        clip: cfg.box_coder.clip,
-    };
+    let coder = cfg.box_coder.coder();
     let mut rois = Vec::new();
     let mut labels = Vec::new();
     let (mut targets, mut inside, mut outside) = (Vec::new(), Vec::new(), Vec::new());
