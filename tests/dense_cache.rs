@@ -207,6 +207,85 @@ fn an_interrupted_entry_resumes_from_its_finished_items_to_the_same_bytes() {
     );
 }
 
+/// The child of `a_killed_process_resumes_...`: computes 40 items slowly into the store at
+/// `$DENSE_KILL_STORE` (nothing without it).
+#[test]
+#[ignore]
+fn child_computing_slowly() {
+    let Some(root) = std::env::var_os("DENSE_KILL_STORE") else {
+        return;
+    };
+    let store = FeatureStore::open(Path::new(&root)).unwrap();
+    let slow = |idx: &[usize]| -> Result<Vec<Map>> {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        Ok(idx.iter().map(|&i| map(i)).collect())
+    };
+    let dtype = DenseDtype::F16;
+    let _ = store.get_or_compute_dense(&key(dtype), &names(40), dtype, 2, slow, false);
+}
+
+#[test]
+fn a_killed_process_resumes_from_its_finished_items_to_the_same_bytes() {
+    let dtype = DenseDtype::F16;
+    let whole = tempfile::tempdir().unwrap();
+    let uninterrupted = compute_all(&FeatureStore::open(whole.path()).unwrap(), dtype, 40);
+
+    let cache = tempfile::tempdir().unwrap();
+    let partial = cache
+        .path()
+        .join(format!("{}.dense-partial", key(dtype).digest()));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_computing_slowly",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("DENSE_KILL_STORE", cache.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let batches = || {
+        std::fs::read_dir(&partial).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "items")
+            })
+            .count()
+        })
+    };
+    let started = std::time::Instant::now();
+    while batches() < 3 {
+        assert!(started.elapsed().as_secs() < 60, "the child wrote no batch");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = FeatureStore::open(cache.path()).unwrap();
+    assert!(store.list().unwrap().is_empty(), "killed before the end");
+    let done = 2 * batches();
+    assert!((6..40).contains(&done), "{done}");
+
+    let calls = RefCell::new(Vec::new());
+    let (entry, status) = store
+        .get_or_compute_dense(
+            &key(dtype),
+            &names(40),
+            dtype,
+            2,
+            computer(&calls, None),
+            false,
+        )
+        .unwrap();
+    assert_eq!(status, Status::Extracted { resumed_from: done });
+    assert_eq!(calls.borrow()[0], vec![done, done + 1]);
+    assert_eq!(calls.borrow().len(), (40 - done) / 2);
+    assert!(std::fs::read(entry.path()).unwrap() == std::fs::read(uninterrupted.path()).unwrap());
+}
+
 #[test]
 fn a_truncated_batch_is_computed_again() {
     let dtype = DenseDtype::F32;
