@@ -1,6 +1,7 @@
 //! The `FeatureStore`: one HDF5 file per cache key under a cache folder, readable by h5py:
 //! datasets `features` (N x D, or N x C x H x W in dense mode), `ids` (N strings) and
 //! `targets` (N x T int32), and the key's fields as string attributes, with a checksum.
+//! Entries of one map per item, each of its own size, are laid out by `dense`.
 
 use super::key::{CacheKey, FORMAT_VERSION, KEY_FIELDS};
 use super::partial::{PartialEntry, Skipped};
