@@ -864,9 +864,14 @@ impl Machine<'_> {
         match &mut *target.borrow_mut() {
             Node::Dict(v) => {
                 for (k, x) in new {
-                    let key = value_of(&k.borrow());
-                    match v.iter_mut().find(|(old, _)| value_of(&old.borrow()) == key) {
-                        Some(slot) => slot.1 = x,
+                    // A repeated key replaces the value, as in Python (keys are compared when
+                    // they are numbers or text; container keys are taken as distinct).
+                    let same = |old: &Obj| match (&*old.borrow(), &*k.borrow()) {
+                        (Node::Leaf(a), Node::Leaf(b)) => a == b,
+                        _ => false,
+                    };
+                    match v.iter().position(|(old, _)| same(old)) {
+                        Some(i) => v[i].1 = x,
                         None => v.push((k, x)),
                     }
                 }
@@ -897,7 +902,7 @@ impl Machine<'_> {
 }
 
 fn pairs(items: Vec<Obj>) -> Result<Vec<(Obj, Obj)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         bail!("a dict needs an even number of items, got {}", items.len());
     }
     let mut it = items.into_iter();
