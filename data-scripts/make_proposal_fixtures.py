@@ -8,11 +8,16 @@ Needs numpy and scipy (system python3). The files, all tiny:
 - detectron_py2.pkl: Detectron's selective-search pickle as Python 2 wrote it
   (cPickle.dump(d, f, 2), numpy 1: `numpy.core.multiarray._reconstruct`, array bytes as Python 2
   `str`, i.e. SHORT_BINSTRING, or BINSTRING above 255 bytes). No Python 2 is needed: the stream
-  is emitted opcode by opcode below as Python 2.7's cPickle emits it (memo from 1, no memo for
-  tuples and short-lived strings, the keys in Python 2's dict order). How it was checked: with
+  is emitted opcode by opcode below as Python 2.7's cPickle emits it (memo from 1; no memo for
+  tuples, for strings shorter than 2, or for strings only their container refers to; the keys
+  in Python 2's dict order). How it was checked: with
   `--python2 "env PYTHONPATH=/tmp/py2numpy /root/.pyenv/versions/2.7.18/bin/python"` (Python
   2.7.18, numpy 1.16.6 from PyPI) the script also has real cPickle pickle the same dict and
   fails unless the bytes are identical; they were, and Python 2 loaded it back equal.
+- py2_misc.pkl (written only with --python2, by real Python 2.7 cPickle, protocol 2): a dict
+  of a 1001-int list (APPENDS batches of 1000), 2**40 (a 64-bit int cPickle writes as text),
+  a float, None, True, a float64 2x3 array, a Fortran-ordered big-endian int32 3x2 array and
+  a uint8 array. The tests read it and check that sslbench's writer reproduces its bytes.
 - detectron_py3_protocol2.pkl: the same dict re-saved by Python 3, pickle.dump(d, f, protocol=2)
   (numpy 2 writes `numpy._core.multiarray`, bytes via `_codecs.encode(text, 'latin1')`).
 - rpn_py3_protocol5.pkl: an RPN-style file (`boxes`, `scores`, `ids`, `cfg`) at protocol 5
@@ -201,6 +206,17 @@ sys.stdout.write(s.encode('hex'))
 """
 
 
+PY2_MISC = r"""
+import cPickle, sys
+import numpy as np
+d = {'l': range(1001), 'big': [2**40, -5, 70000, 1.5, None, True],
+     'arr': [np.arange(6, dtype=np.float64).reshape(2, 3),
+             np.asfortranarray(np.arange(6, dtype='>i4').reshape(3, 2)),
+             np.array([1, 0], dtype=np.uint8)]}
+sys.stdout.write(cPickle.dumps(d, 2).encode('hex'))
+"""
+
+
 def check_with_python2(cmd, ours):
     spec = {"boxes": [b.tolist() for b in boxes_0based()], "indexes": INDEXES}
     res = subprocess.run(cmd + ["-c", PY2_CHECK], input=json.dumps(spec).encode(),
@@ -248,6 +264,9 @@ def main():
     assert loaded["indexes"] == INDEXES
     if args.python2:
         check_with_python2(args.python2.split(), py2)
+        res = subprocess.run(args.python2.split() + ["-c", PY2_MISC], capture_output=True, check=True)
+        with open(os.path.join(OUT, "py2_misc.pkl"), "wb") as f:
+            f.write(bytes.fromhex(res.stdout.decode()))
     expected["detectron_py2.pkl"] = expected_entry([str(i) for i in INDEXES], d["boxes"], zeros)
 
     with open(os.path.join(OUT, "detectron_py3_protocol2.pkl"), "wb") as f:

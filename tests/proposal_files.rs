@@ -352,3 +352,40 @@ fn ids_that_do_not_match_the_split_are_a_clear_error() {
     assert!(err.contains("000005, 000007, 2008_000002"), "{err}");
     assert!(err.contains("sslbench proposals"), "{err}");
 }
+
+#[test]
+fn python2_cpickle_values_and_their_bytes() {
+    // Written by Python 2.7.18's cPickle with numpy 1.16.6 (see the fixture script).
+    let bytes = std::fs::read(fixture("py2_misc.pkl")).unwrap();
+    let v = pickle::from_bytes(&bytes).unwrap();
+    let ints = v.get("l").unwrap().items().unwrap();
+    assert_eq!(ints.len(), 1001);
+    assert_eq!(ints[1000], PyValue::Int(1000));
+    let big = v.get("big").unwrap().items().unwrap();
+    assert_eq!(
+        big,
+        &[
+            PyValue::Int(1 << 40),
+            PyValue::Int(-5),
+            PyValue::Int(70000),
+            PyValue::Float(1.5),
+            PyValue::None,
+            PyValue::Bool(true)
+        ]
+    );
+    let arrays = v.get("arr").unwrap().items().unwrap();
+    let f8 = arrays[0].as_array().unwrap();
+    assert_eq!(
+        (f8.shape.clone(), f8.to_f64_vec().unwrap()),
+        (vec![2, 3], vec![0., 1., 2., 3., 4., 5.])
+    );
+    let fortran = arrays[1].as_array().unwrap();
+    assert!(fortran.fortran_order && fortran.dtype.big_endian);
+    assert_eq!(fortran.to_i64_vec().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        arrays[2].as_array().unwrap().to_f32_vec().unwrap(),
+        vec![1.0, 0.0]
+    );
+    // The writer emits exactly what cPickle emitted for the same values.
+    assert_eq!(pickle::to_bytes(&v).unwrap(), bytes);
+}

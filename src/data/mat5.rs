@@ -132,7 +132,7 @@ impl MatValue {
             return None;
         };
         let rows = dims.first().copied().unwrap_or(0);
-        let cols = if rows == 0 { 0 } else { units.len() / rows };
+        let cols = units.len().checked_div(rows).unwrap_or(0);
         Some(
             (0..rows)
                 .map(|r| {
@@ -590,8 +590,9 @@ impl Num {
 /// The numbers of a numeric data element (the stored type may be narrower than the class:
 /// MATLAB stores a double array of small integers as miUINT8, for example).
 fn numbers(el: &Element<'_>, e: Endian) -> Result<Vec<Num>> {
+    type Decode = fn(&[u8], Endian) -> Num;
     let d = el.data;
-    let (size, f): (usize, fn(&[u8], Endian) -> Num) = match el.kind {
+    let (size, f): (usize, Decode) = match el.kind {
         MI_INT8 => (1, |b, _| Num::I(b[0] as i8 as i64)),
         MI_UINT8 => (1, |b, _| Num::U(b[0] as u64)),
         MI_INT16 => (2, |b, e| Num::I(e.u16(b) as i16 as i64)),
@@ -604,7 +605,7 @@ fn numbers(el: &Element<'_>, e: Endian) -> Result<Vec<Num>> {
         MI_DOUBLE => (8, |b, e| Num::F(f64::from_bits(e.u64(b)))),
         k => bail!("numeric data of element type {k}"),
     };
-    if d.len() % size != 0 {
+    if !d.len().is_multiple_of(size) {
         bail!(
             "{} bytes of data is not a whole number of {size}-byte values",
             d.len()

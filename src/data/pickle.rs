@@ -607,7 +607,8 @@ impl Machine<'_> {
                 self.push(PyValue::Bytes(v));
             }
             b'V' => {
-                let line = self.line()?;
+                // raw-unicode-escape: characters below 256 are raw latin-1 bytes.
+                let line: String = self.line_bytes()?.iter().map(|&b| b as char).collect();
                 let v = raw_unicode_escape(&line)?;
                 self.push(PyValue::Str(v));
             }
@@ -785,7 +786,7 @@ impl Machine<'_> {
     }
 
     /// A newline-terminated argument (protocol 0), without the newline.
-    fn line(&mut self) -> Result<String> {
+    fn line_bytes(&mut self) -> Result<&[u8]> {
         let bytes = self.bytes;
         let rest = &bytes[self.pos..];
         let n = rest.iter().position(|&b| b == b'\n').with_context(|| {
@@ -794,9 +795,17 @@ impl Machine<'_> {
                 self.pos
             )
         })?;
-        let s = std::str::from_utf8(&rest[..n]).context("a text argument is not UTF-8")?;
         self.pos += n + 1;
-        Ok(s.trim_end_matches('\r').to_string())
+        let line = &rest[..n];
+        Ok(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// A newline-terminated text argument (protocol 0).
+    fn line(&mut self) -> Result<String> {
+        let line = self.line_bytes()?;
+        Ok(std::str::from_utf8(line)
+            .context("a text argument is not UTF-8")?
+            .to_string())
     }
 
     /// A little-endian two's-complement integer of `n` bytes (LONG1, LONG4).
@@ -855,9 +864,14 @@ impl Machine<'_> {
         match &mut *target.borrow_mut() {
             Node::Dict(v) => {
                 for (k, x) in new {
-                    let key = value_of(&k.borrow());
-                    match v.iter_mut().find(|(old, _)| value_of(&old.borrow()) == key) {
-                        Some(slot) => slot.1 = x,
+                    // A repeated key replaces the value, as in Python (keys are compared when
+                    // they are numbers or text; container keys are taken as distinct).
+                    let same = |old: &Obj| match (&*old.borrow(), &*k.borrow()) {
+                        (Node::Leaf(a), Node::Leaf(b)) => a == b,
+                        _ => false,
+                    };
+                    match v.iter().position(|(old, _)| same(old)) {
+                        Some(i) => v[i].1 = x,
                         None => v.push((k, x)),
                     }
                 }
@@ -888,7 +902,7 @@ impl Machine<'_> {
 }
 
 fn pairs(items: Vec<Obj>) -> Result<Vec<(Obj, Obj)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         bail!("a dict needs an even number of items, got {}", items.len());
     }
     let mut it = items.into_iter();
@@ -1197,7 +1211,8 @@ pub fn write(path: &Path, value: &PyValue) -> Result<()> {
 }
 
 /// A protocol-2 pickle of `value` with the opcodes Python 2's `cPickle.dump(v, f, 2)` emits:
-/// memo indices from 1, `BINPUT` after dicts, lists, dict keys, globals and reduced objects;
+/// memo indices from 1, `BINPUT` after dicts, lists, dict keys of 2 or more characters,
+/// globals and reduced objects;
 /// `APPENDS`/`SETITEMS` in batches of 1000; text and bytes as Python 2 `str`
 /// (`SHORT_BINSTRING`/`BINSTRING`; non-ASCII text as `BINUNICODE`); arrays through
 /// `numpy.core.multiarray._reconstruct` and `BUILD` with their raw bytes, dtypes through
@@ -1357,7 +1372,14 @@ impl Writer {
                 self.put();
                 self.batches(items, b's', b'u', |w, (k, x)| {
                     w.save(k)?;
-                    if matches!(k, PyValue::Str(_) | PyValue::Bytes(_)) {
+                    // cPickle memoizes a key that something else also refers to (a literal),
+                    // but never a string shorter than 2.
+                    let memoized = match k {
+                        PyValue::Str(s) => s.chars().count() >= 2,
+                        PyValue::Bytes(b) => b.len() >= 2,
+                        _ => false,
+                    };
+                    if memoized {
                         w.put();
                     }
                     w.save(x)

@@ -186,8 +186,19 @@ fn box_rows(a: &NdArray) -> Result<Vec<[f32; 4]>> {
 
 fn from_mat(vars: &std::collections::BTreeMap<String, MatValue>) -> Result<ProposalSet> {
     let Some(MatValue::Cell { cells, .. }) = vars.get("boxes") else {
-        let what = vars.get("boxes").map_or("nothing", MatValue::class_name);
-        bail!("the variable `boxes` is {what}, not a cell array");
+        match vars.get("boxes") {
+            Some(other) => bail!(
+                "`boxes` is a {} array, not a cell array",
+                other.class_name()
+            ),
+            None => {
+                let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+                bail!(
+                    "the file has no variable `boxes` (it has: {})",
+                    names.join(", ")
+                )
+            }
+        }
     };
     let boxes: Vec<Vec<[f32; 4]>> = cells
         .iter()
