@@ -15,6 +15,7 @@ use std::time::Instant;
 #[derive(Deserialize)]
 struct Reference {
     boxes: usize,
+    best_iou: Vec<f64>,
     hits_05: usize,
     hits_07: usize,
     seconds: f64,
@@ -61,6 +62,7 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
     let cfg = SelectiveSearchConfig::default();
     let fx = fixture();
     let (mut gt, mut ours, mut theirs) = (0, [0usize; 2], [0usize; 2]);
+    let (mut our_abo, mut their_abo) = (0.0, 0.0);
     for im in &fx.images {
         let img = sslbench::data::decode(&repo(&im.path)).unwrap();
         assert_eq!(
@@ -103,6 +105,8 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
         ours[1] += hits(0.7);
         theirs[0] += im.paper_fast.hits_05;
         theirs[1] += im.paper_fast.hits_07;
+        our_abo += best.iter().sum::<f64>();
+        their_abo += im.paper_fast.best_iou.iter().sum::<f64>();
         eprintln!(
             "{:>16} {}x{}: ours {} boxes in {seconds:.2} s, OpenCV {} in {:.2} s; \
              best IoU {best:.2?}",
@@ -115,14 +119,23 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
         );
     }
     assert!(gt >= 15, "{gt} ground-truth boxes");
+    // Within 5 points, or one box where one box is more than that (17 boxes: 5.9 points).
+    let tolerance = (0.05f64).max(1.0 / gt as f64) + 1e-9;
     for (t, (o, r)) in [0.5, 0.7].iter().zip(ours.iter().zip(&theirs)) {
         let (o, r) = (*o as f64 / gt as f64, *r as f64 / gt as f64);
         eprintln!("recall at IoU {t}: ours {o:.3}, OpenCV {r:.3} ({gt} boxes)");
         assert!(
-            (o - r).abs() <= 0.05 + 1e-9,
+            (o - r).abs() <= tolerance,
             "recall at {t}: ours {o}, OpenCV {r}"
         );
     }
+    // The paper's measure: the mean over objects of the best IoU of any box.
+    let (o, r) = (our_abo / gt as f64, their_abo / gt as f64);
+    eprintln!("mean best overlap: ours {o:.3}, OpenCV {r:.3}");
+    assert!(
+        (o - r).abs() <= 0.05,
+        "mean best overlap: ours {o}, OpenCV {r}"
+    );
 }
 
 #[test]
