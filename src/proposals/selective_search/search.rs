@@ -7,7 +7,7 @@
 use super::colour::convert;
 use super::config::SelectiveSearchConfig;
 use super::features::{adjacency, region_features, texture_bins, PixelBox, TextureBins};
-use super::felzenszwalb::{segment, Params};
+use super::felzenszwalb::{graph, segment_graph, Graph};
 use super::filter::Plane;
 use super::grouping::group;
 use image::RgbImage;
@@ -30,21 +30,14 @@ struct Ranked {
 /// ranked regions.
 fn strategies(
     planes: &[Plane],
+    graph: &Graph,
     texture: &TextureBins,
     cfg: &SelectiveSearchConfig,
     space: usize,
     seg: usize,
 ) -> Vec<Ranked> {
     let params = cfg.segmentations[seg];
-    let segmentation = segment(
-        planes,
-        &Params {
-            sigma: cfg.sigma,
-            truncate: cfg.gaussian_truncate,
-            k: params.k,
-            min_size: params.min_size,
-        },
-    );
+    let segmentation = segment_graph(graph, params.k, params.min_size);
     let features = region_features(
         planes,
         &segmentation,
@@ -72,8 +65,8 @@ fn strategies(
     out
 }
 
-/// Every strategy of one colour space: the image converted and its texture maps computed
-/// once, the segmentations in parallel.
+/// Every strategy of one colour space: the image converted, its pixel graph and its texture
+/// maps computed once, the segmentations in parallel.
 fn colour_space(img: &RgbImage, cfg: &SelectiveSearchConfig, space: usize) -> Vec<Ranked> {
     let planes = convert(img, cfg.colour_spaces[space]);
     let texture = texture_bins(
@@ -82,9 +75,10 @@ fn colour_space(img: &RgbImage, cfg: &SelectiveSearchConfig, space: usize) -> Ve
         cfg.gaussian_truncate,
         cfg.texture_bins.clamp(1, 256),
     );
+    let graph = graph(&planes, cfg.sigma, cfg.gaussian_truncate);
     (0..cfg.segmentations.len())
         .into_par_iter()
-        .map(|seg| strategies(&planes, &texture, cfg, space, seg))
+        .map(|seg| strategies(&planes, &graph, &texture, cfg, space, seg))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
