@@ -1,8 +1,8 @@
 //! Selective search over one image: every strategy's hierarchy, pooled and ranked as the
 //! paper does (section 4.1): in each hierarchy the region at position `i` from the top (the
 //! whole image is 1) scores `RND * i`, RND uniform in [0, 1) drawn per region from a seeded
-//! stream of the strategy; all regions are taken in increasing score, boxes already taken
-//! are dropped.
+//! stream of the strategy; all regions are taken in increasing score, boxes under
+//! `min_box_size` pixels wide or high and boxes already taken are dropped.
 
 use super::colour::convert;
 use super::config::SelectiveSearchConfig;
@@ -110,7 +110,10 @@ pub fn selective_search(img: &RgbImage, cfg: &SelectiveSearchConfig) -> Vec<[f32
     let mut seen = HashSet::with_capacity(ranked.len());
     ranked
         .into_iter()
-        .filter(|r| seen.insert(r.bbox))
+        .filter(|r| {
+            let [x1, y1, x2, y2] = r.bbox;
+            (x2 - x1 + 1).min(y2 - y1 + 1) >= cfg.min_box_size && seen.insert(r.bbox)
+        })
         .map(|r| r.bbox.map(|v| v as f32))
         .collect()
 }
