@@ -220,7 +220,7 @@ mod tests {
             k: 50.0,
             min_size: 1,
         };
-        let s = segment(&[halves.clone()], &sharp);
+        let s = segment(std::slice::from_ref(&halves), &sharp);
         assert_eq!(s.count, 2);
         assert_eq!((s.labels[0], s.labels[19]), (0, 1));
         // Smoothing blurs the boundary into strips of their own, which min_size absorbs.
@@ -228,7 +228,7 @@ mod tests {
             sigma: 0.8,
             ..sharp
         };
-        assert!(segment(&[halves.clone()], &blurred).count > 2);
+        assert!(segment(std::slice::from_ref(&halves), &blurred).count > 2);
         let s = segment(
             &[halves],
             &Params {
@@ -246,7 +246,7 @@ mod tests {
                 0.0
             }
         });
-        assert_eq!(segment(&[speck.clone()], &sharp).count, 2);
+        assert_eq!(segment(std::slice::from_ref(&speck), &sharp).count, 2);
         assert_eq!(
             segment(
                 &[speck],
