@@ -1,7 +1,8 @@
 //! Selective search against OpenCV's on real photos (data/samples: the labelme VOC photos
 //! with their ground-truth boxes, scikit-image photos with a few hand-drawn boxes). The
 //! fixture tests/fixtures/selective_search/opencv_reference.json is written by
-//! data-scripts/ss_reference.py with OpenCV configured to the paper's fast mode.
+//! data-scripts/ss_reference.py with OpenCV configured to the paper's fast mode (its boxes
+//! under 20 pixels dropped, as the authors' code and ours by default do).
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::time::Instant;
 #[derive(Deserialize)]
 struct Reference {
     boxes: usize,
+    best_iou: Vec<f64>,
     hits_05: usize,
     hits_07: usize,
     seconds: f64,
@@ -28,7 +30,7 @@ struct Image {
     width: u32,
     height: u32,
     gt: Vec<[f64; 4]>,
-    paper_fast: Reference,
+    paper_fast_min20: Reference,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +63,7 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
     let cfg = SelectiveSearchConfig::default();
     let fx = fixture();
     let (mut gt, mut ours, mut theirs) = (0, [0usize; 2], [0usize; 2]);
+    let (mut our_abo, mut their_abo) = (0.0, 0.0);
     for im in &fx.images {
         let img = sslbench::data::decode(&repo(&im.path)).unwrap();
         assert_eq!(
@@ -83,14 +86,16 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
                 "{}: {b:?}",
                 im.id
             );
+            let side = (b[2] - b[0] + 1.0).min(b[3] - b[1] + 1.0);
+            assert!(side >= cfg.min_box_size as f32, "{}: {b:?}", im.id);
         }
-        let ratio = boxes.len() as f64 / im.paper_fast.boxes as f64;
+        let ratio = boxes.len() as f64 / im.paper_fast_min20.boxes as f64;
         assert!(
-            (1.0 / 3.0..=3.0).contains(&ratio),
+            (1.0 / 1.5..=1.5).contains(&ratio),
             "{}: {} boxes, OpenCV {}",
             im.id,
             boxes.len(),
-            im.paper_fast.boxes
+            im.paper_fast_min20.boxes
         );
         let best: Vec<f64> = im
             .gt
@@ -101,8 +106,10 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
         gt += im.gt.len();
         ours[0] += hits(0.5);
         ours[1] += hits(0.7);
-        theirs[0] += im.paper_fast.hits_05;
-        theirs[1] += im.paper_fast.hits_07;
+        theirs[0] += im.paper_fast_min20.hits_05;
+        theirs[1] += im.paper_fast_min20.hits_07;
+        our_abo += best.iter().sum::<f64>();
+        their_abo += im.paper_fast_min20.best_iou.iter().sum::<f64>();
         eprintln!(
             "{:>16} {}x{}: ours {} boxes in {seconds:.2} s, OpenCV {} in {:.2} s; \
              best IoU {best:.2?}",
@@ -110,28 +117,42 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
             im.width,
             im.height,
             boxes.len(),
-            im.paper_fast.boxes,
-            im.paper_fast.seconds
+            im.paper_fast_min20.boxes,
+            im.paper_fast_min20.seconds
         );
     }
     assert!(gt >= 15, "{gt} ground-truth boxes");
+    // Within 5 points, or one box where one box is more than that (17 boxes: 5.9 points).
+    let tolerance = (0.05f64).max(1.0 / gt as f64) + 1e-9;
     for (t, (o, r)) in [0.5, 0.7].iter().zip(ours.iter().zip(&theirs)) {
         let (o, r) = (*o as f64 / gt as f64, *r as f64 / gt as f64);
         eprintln!("recall at IoU {t}: ours {o:.3}, OpenCV {r:.3} ({gt} boxes)");
         assert!(
-            (o - r).abs() <= 0.05 + 1e-9,
+            (o - r).abs() <= tolerance,
             "recall at {t}: ours {o}, OpenCV {r}"
         );
     }
+    // The paper's measure: the mean over objects of the best IoU of any box.
+    let (o, r) = (our_abo / gt as f64, their_abo / gt as f64);
+    eprintln!("mean best overlap: ours {o:.3}, OpenCV {r:.3}");
+    assert!(
+        (o - r).abs() <= 0.05,
+        "mean best overlap: ours {o}, OpenCV {r}"
+    );
 }
 
 #[test]
-fn same_image_and_seed_give_the_same_boxes_and_the_seed_reorders() {
+fn same_image_and_seed_give_the_same_boxes_on_any_threads_and_the_seed_reorders() {
     let img = sslbench::data::decode(&repo("data/samples/labelme-voc/JPEGImages/2011_000003.jpg"))
         .unwrap();
     let cfg = SelectiveSearchConfig::default();
     let a = selective_search(&img, &cfg);
-    let b = selective_search(&img, &cfg);
+    // Again on one thread: the parallel strategies pool in a fixed order.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let b = one.install(|| selective_search(&img, &cfg));
     assert_eq!(a, b);
     let other = selective_search(&img, &SelectiveSearchConfig { seed: 7, ..cfg });
     assert_ne!(a, other, "the seed drives the ranking");

@@ -1,7 +1,8 @@
 //! The parameters of selective search, with the paper's "fast" mode as the default
 //! (Uijlings et al. 2013, section 5.2 and Table 3: colour spaces HSV and Lab, Felzenszwalb's
 //! k in {50, 100} with the minimum region size equal to k, similarity sets C+T+S+F and T+S+F,
-//! smoothing sigma 0.8). OpenCV's `switchToSelectiveSearchFast` differs: k in
+//! smoothing sigma 0.8), and, as in the authors' code and R-CNN's `selective_search_boxes.m`,
+//! boxes under 20 pixels wide or high dropped (`minBoxWidth`). OpenCV's `switchToSelectiveSearchFast` differs: k in
 //! {150, 300, 450} with OpenCV's default minimum size 100; set `segmentations` to match it.
 
 use super::colour::ColourSpace;
@@ -40,6 +41,8 @@ pub struct SelectiveSearchConfig {
     pub texture_bins: usize,
     /// Standard deviation of the texture's Gaussian derivatives (pixels).
     pub texture_sigma: f32,
+    /// Boxes narrower or shorter than this many pixels are dropped (0 keeps every box).
+    pub min_box_size: u32,
     /// Seed of the random ranking (the same for every image).
     pub seed: u64,
 }
@@ -65,6 +68,7 @@ impl Default for SelectiveSearchConfig {
             colour_bins: 25,
             texture_bins: 10,
             texture_sigma: 1.0,
+            min_box_size: 20,
             seed: 0,
         }
     }

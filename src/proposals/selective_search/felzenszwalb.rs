@@ -126,31 +126,55 @@ fn edges(planes: &[Plane]) -> Vec<Edge> {
     out
 }
 
+/// The pixel graph of some planes: their smoothed 8-connected edges, sorted by weight. It
+/// depends on the smoothing only, so segmentations at several `k` share it.
+pub struct Graph {
+    width: usize,
+    height: usize,
+    edges: Vec<Edge>,
+}
+
+/// The graph of the planes (one per channel, all the same size) smoothed by a Gaussian of
+/// standard deviation `sigma` cut at `truncate` standard deviations.
+pub fn graph(planes: &[Plane], sigma: f32, truncate: f32) -> Graph {
+    let smoothed: Vec<Plane> = planes.iter().map(|p| smooth(p, sigma, truncate)).collect();
+    Graph {
+        width: planes[0].width,
+        height: planes[0].height,
+        edges: edges(&smoothed),
+    }
+}
+
 /// Segments the planes (one per channel, all the same size) into regions.
 pub fn segment(planes: &[Plane], params: &Params) -> Segmentation {
-    let (w, h) = (planes[0].width, planes[0].height);
+    segment_graph(
+        &graph(planes, params.sigma, params.truncate),
+        params.k,
+        params.min_size,
+    )
+}
+
+/// Segments a graph at scale `k`, then merges regions under `min_size` pixels.
+pub fn segment_graph(graph: &Graph, k: f32, min_size: usize) -> Segmentation {
+    let (w, h) = (graph.width, graph.height);
     let n = w * h;
-    let smoothed: Vec<Plane> = planes
-        .iter()
-        .map(|p| smooth(p, params.sigma, params.truncate))
-        .collect();
-    let edges = edges(&smoothed);
+    let edges = &graph.edges;
     let mut forest = Forest::new(n);
-    let mut threshold = vec![params.k; n];
-    for e in &edges {
+    let mut threshold = vec![k; n];
+    for e in edges {
         let a = forest.find(e.a);
         let b = forest.find(e.b);
         if a != b && e.w <= threshold[a as usize] && e.w <= threshold[b as usize] {
             let root = forest.join(a, b);
-            threshold[root as usize] = e.w + params.k / forest.size[root as usize] as f32;
+            threshold[root as usize] = e.w + k / forest.size[root as usize] as f32;
         }
     }
-    for e in &edges {
+    for e in edges {
         let a = forest.find(e.a);
         let b = forest.find(e.b);
         if a != b
-            && (forest.size[a as usize] < params.min_size as u32
-                || forest.size[b as usize] < params.min_size as u32)
+            && (forest.size[a as usize] < min_size as u32
+                || forest.size[b as usize] < min_size as u32)
         {
             forest.join(a, b);
         }
@@ -196,7 +220,7 @@ mod tests {
             k: 50.0,
             min_size: 1,
         };
-        let s = segment(&[halves.clone()], &sharp);
+        let s = segment(std::slice::from_ref(&halves), &sharp);
         assert_eq!(s.count, 2);
         assert_eq!((s.labels[0], s.labels[19]), (0, 1));
         // Smoothing blurs the boundary into strips of their own, which min_size absorbs.
@@ -204,7 +228,7 @@ mod tests {
             sigma: 0.8,
             ..sharp
         };
-        assert!(segment(&[halves.clone()], &blurred).count > 2);
+        assert!(segment(std::slice::from_ref(&halves), &blurred).count > 2);
         let s = segment(
             &[halves],
             &Params {
@@ -222,7 +246,7 @@ mod tests {
                 0.0
             }
         });
-        assert_eq!(segment(&[speck.clone()], &sharp).count, 2);
+        assert_eq!(segment(std::slice::from_ref(&speck), &sharp).count, 2);
         assert_eq!(
             segment(
                 &[speck],

@@ -1,13 +1,14 @@
 //! Selective search over one image: every strategy's hierarchy, pooled and ranked as the
 //! paper does (section 4.1): in each hierarchy the region at position `i` from the top (the
 //! whole image is 1) scores `RND * i`, RND uniform in [0, 1) drawn per region from a seeded
-//! stream of the strategy; all regions are taken in increasing score, boxes already taken
-//! are dropped.
+//! stream of the strategy; all regions are taken in increasing score, boxes under
+//! `min_box_size` pixels wide or high and boxes already taken are dropped.
 
 use super::colour::convert;
 use super::config::SelectiveSearchConfig;
-use super::features::{adjacency, region_features, texture_bins, PixelBox};
-use super::felzenszwalb::{segment, Params};
+use super::features::{adjacency, region_features, texture_bins, PixelBox, TextureBins};
+use super::felzenszwalb::{graph, segment_graph, Graph};
+use super::filter::Plane;
 use super::grouping::group;
 use image::RgbImage;
 use rand::Rng;
@@ -25,35 +26,22 @@ struct Ranked {
     bbox: PixelBox,
 }
 
-/// The hierarchies of one colour space and segmentation, one per similarity set, as
+/// The hierarchies of one colour space and one segmentation, one per similarity set, as
 /// ranked regions.
 fn strategies(
-    img: &RgbImage,
+    planes: &[Plane],
+    graph: &Graph,
+    texture: &TextureBins,
     cfg: &SelectiveSearchConfig,
     space: usize,
     seg: usize,
 ) -> Vec<Ranked> {
-    let planes = convert(img, cfg.colour_spaces[space]);
     let params = cfg.segmentations[seg];
-    let segmentation = segment(
-        &planes,
-        &Params {
-            sigma: cfg.sigma,
-            truncate: cfg.gaussian_truncate,
-            k: params.k,
-            min_size: params.min_size,
-        },
-    );
-    let texture = texture_bins(
-        &planes,
-        cfg.texture_sigma,
-        cfg.gaussian_truncate,
-        cfg.texture_bins.clamp(1, 256),
-    );
+    let segmentation = segment_graph(graph, params.k, params.min_size);
     let features = region_features(
-        &planes,
+        planes,
         &segmentation,
-        &texture,
+        texture,
         cfg.colour_bins.clamp(1, 256),
     );
     let pairs = adjacency(&segmentation);
@@ -77,6 +65,26 @@ fn strategies(
     out
 }
 
+/// Every strategy of one colour space: the image converted, its pixel graph and its texture
+/// maps computed once, the segmentations in parallel.
+fn colour_space(img: &RgbImage, cfg: &SelectiveSearchConfig, space: usize) -> Vec<Ranked> {
+    let planes = convert(img, cfg.colour_spaces[space]);
+    let texture = texture_bins(
+        &planes,
+        cfg.texture_sigma,
+        cfg.gaussian_truncate,
+        cfg.texture_bins.clamp(1, 256),
+    );
+    let graph = graph(&planes, cfg.sigma, cfg.gaussian_truncate);
+    (0..cfg.segmentations.len())
+        .into_par_iter()
+        .map(|seg| strategies(&planes, &graph, &texture, cfg, space, seg))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Selective search proposals of `img`: distinct boxes `[x1, y1, x2, y2]`, 0-based and
 /// inclusive in image pixels, best ranked first. The same image and configuration always
 /// give the same boxes (strategies run in parallel, their results are pooled in a fixed
@@ -86,12 +94,9 @@ pub fn selective_search(img: &RgbImage, cfg: &SelectiveSearchConfig) -> Vec<[f32
     if img.width() == 0 || img.height() == 0 {
         return Vec::new();
     }
-    let combos: Vec<(usize, usize)> = (0..cfg.colour_spaces.len())
-        .flat_map(|c| (0..cfg.segmentations.len()).map(move |s| (c, s)))
-        .collect();
-    let mut ranked: Vec<Ranked> = combos
-        .par_iter()
-        .map(|&(c, s)| strategies(img, cfg, c, s))
+    let mut ranked: Vec<Ranked> = (0..cfg.colour_spaces.len())
+        .into_par_iter()
+        .map(|space| colour_space(img, cfg, space))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
@@ -105,7 +110,10 @@ pub fn selective_search(img: &RgbImage, cfg: &SelectiveSearchConfig) -> Vec<[f32
     let mut seen = HashSet::with_capacity(ranked.len());
     ranked
         .into_iter()
-        .filter(|r| seen.insert(r.bbox))
+        .filter(|r| {
+            let [x1, y1, x2, y2] = r.bbox;
+            (x2 - x1 + 1).min(y2 - y1 + 1) >= cfg.min_box_size && seen.insert(r.bbox)
+        })
         .map(|r| r.bbox.map(|v| v as f32))
         .collect()
 }
