@@ -22,10 +22,10 @@ const FONT_PATHS: [&str; 5] = [
 ];
 
 /// The family name the font is registered under.
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
 /// Series colours (Tableau 10), in order; they repeat past ten series.
-const COLORS: [RGBColor; 10] = [
+pub(crate) const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -303,7 +303,7 @@ fn drawing(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Whether plots have text: the font is loaded once per process, with a one-line warning
 /// when none can be.
-fn has_font() -> bool {
+pub(crate) fn has_font() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| match load_font() {
         Ok(()) => true,
