@@ -61,24 +61,21 @@ impl Default for ModelConfig {
     }
 }
 
-/// `[trunk_input]`: what the trunk expects of Detectron's BGR, mean-subtracted blob.
+/// `[trunk_input]`: what the trunk expects of Detectron's mean-subtracted blob.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrunkInput {
-    /// The trunk's channel order: "rgb" (torchvision, VISSL) or "bgr" (Caffe2 models).
-    pub channels: String,
     /// FAIR's `--absorb_std`: the trunk was trained on `(x / 255 - mean) / std`, so the blob
     /// (`x - 255 mean`) is divided by `255 std` per channel before it enters. Dividing the
     /// input is the same linear map as FAIR's division of `conv1_w`.
     pub absorb_std: bool,
-    /// The per-channel std of the trunk's training normalisation, in RGB order.
+    /// The per-channel std of the trunk's training normalisation, in the blob's channel order.
     pub std: [f32; 3],
 }
 
 impl Default for TrunkInput {
     fn default() -> Self {
         Self {
-            channels: "rgb".into(),
             absorb_std: true,
             std: [0.229, 0.224, 0.225],
         }
@@ -186,10 +183,8 @@ impl SolverConfig {
 pub struct TrainConfig {
     /// Images per iteration on one device: the paper's 2 GPUs x `TRAIN.IMS_PER_BATCH` 2.
     pub ims_per_batch: usize,
-    /// `TRAIN.SCALES`: shorter sides, one drawn per image.
-    pub scales: Vec<u32>,
-    /// `TRAIN.MAX_SIZE`.
-    pub max_size: u32,
+    /// `TRAIN.ASPECT_GROUPING`: minibatches of one orientation.
+    pub aspect_grouping: bool,
     /// Seed of the minibatch order and the RoI sampling (Detectron's `RNG_SEED`).
     pub seed: u64,
     /// Iterations between checkpoints.
@@ -204,8 +199,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             ims_per_batch: 4,
-            scales: vec![600],
-            max_size: 1000,
+            aspect_grouping: true,
             seed: 3,
             checkpoint_every: 1000,
             keep_checkpoints: 2,
@@ -218,12 +212,6 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TestConfig {
-    /// `TEST.SCALE`.
-    pub scale: u32,
-    /// `TEST.MAX_SIZE`.
-    pub max_size: u32,
-    /// `TEST.PROPOSAL_LIMIT`: the first proposals of each image kept (file order).
-    pub proposal_limit: usize,
     /// `DEDUP_BOXES`: RoIs equal after scaling by this are run once (0: off).
     pub dedup_boxes: f32,
     /// `TEST.SCORE_THRESH`.
@@ -243,9 +231,6 @@ pub struct TestConfig {
 impl Default for TestConfig {
     fn default() -> Self {
         Self {
-            scale: 600,
-            max_size: 1000,
-            proposal_limit: 2000,
             dedup_boxes: 1.0 / 16.0,
             score_thresh: 0.05,
             nms: 0.3,
@@ -289,7 +274,7 @@ pub struct DetectionConfig {
     pub model: ModelConfig,
     /// `[trunk_input]`.
     pub trunk_input: TrunkInput,
-    /// `[input]`: the image blob.
+    /// `[input]`: the image blob (`TRAIN.SCALES` = `TEST.SCALE`, the max sizes, the means).
     pub input: BlobConfig,
     /// `[roidb]`.
     pub roidb: RoidbConfig,
@@ -355,12 +340,7 @@ impl DetectionConfig {
             self.sampling,
             self.box_coder,
             self.solver,
-            (
-                &self.train.ims_per_batch,
-                &self.train.scales,
-                self.train.max_size,
-                self.train.seed
-            )
+            (self.train.ims_per_batch, self.train.aspect_grouping, self.train.seed)
         )])
     }
 }

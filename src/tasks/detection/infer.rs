@@ -1,5 +1,6 @@
 //! Test-time detection as Detectron's `im_detect_bbox` and `box_results_with_nms_and_limit`
-//! run it: the first `proposal_limit` proposals scaled into the blob, RoIs equal at 1/16
+//! run it: the test roidb's proposals (the first `roidb.test_proposal_limit`) scaled into the
+//! blob, RoIs equal at 1/16
 //! run once (`DEDUP_BOXES`), softmax scores, class-specific decoding clipped to the image,
 //! then per class a score threshold and greedy NMS, and at most `detections_per_im` per
 //! image over all classes.
@@ -71,15 +72,15 @@ pub fn detect_image(
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>> {
     let t = &cfg.test;
-    let proposals: Vec<BoxF> = entry.proposals().take(t.proposal_limit).collect();
+    let proposals = &entry.boxes;
     let mut per_class: Vec<Vec<Detection>> = vec![Vec::new(); classes + 1];
     if proposals.is_empty() {
         return Ok(per_class);
     }
-    let (frozen, im_scale) = maps.read(entry, 0)?;
+    let (frozen, im_scale) = maps.read(entry)?;
     let rois: Vec<BoxF> = proposals
         .iter()
-        .map(|b| b.map(|v| (v as f64 * im_scale as f64) as f32))
+        .map(|b| b.map(|v| (v as f64 * im_scale) as f32))
         .collect();
     let (unique, inverse) = dedup(&rois, t.dedup_boxes);
     let unique_rois: Vec<BoxF> = unique.iter().map(|&i| rois[i]).collect();

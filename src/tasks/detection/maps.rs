@@ -7,7 +7,7 @@
 //! slightly; caching needs maps that do not depend on the minibatch, so ours are those of the
 //! unpadded image (the maps, not the images, are padded when a minibatch is stacked).
 
-use super::blob::{image_blob, BlobConfig};
+use super::blob::{im_list_to_blob, image_scale, load_image, BlobConfig, PreparedImage};
 use super::config::TrunkInput;
 use super::roidb::RoidbEntry;
 use crate::backbone::{Backbone, BackboneConfig, Tap};
@@ -20,39 +20,28 @@ use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// The cached maps of one split at its scales.
+/// The cached maps of one split.
 pub struct FrozenMaps {
     entry: DenseEntry,
     index: HashMap<String, usize>,
-    scales: Vec<u32>,
-    max_size: u32,
+    blob: BlobConfig,
     cache: CacheRef,
 }
 
-/// The item name of an image at a scale, flipped or not.
+/// The item name of an image at a scale (its shorter side), flipped or not.
 pub fn item_name(id: &str, scale: u32, flipped: bool) -> String {
     format!("{id}@{scale}{}", if flipped { ":flip" } else { "" })
 }
 
-/// What turns a trunk trained on normalised RGB into one that reads Detectron's blob.
-fn trunk_tensor(blob: Vec<f32>, h: usize, w: usize, t: &TrunkInput) -> Result<Tensor> {
-    let bgr = Tensor::from_vec(blob, (1, 3, h, w), &Device::Cpu)?;
-    let x = match t.channels.as_str() {
-        "bgr" => bgr,
-        "rgb" => Tensor::cat(
-            &[bgr.narrow(1, 2, 1)?, bgr.narrow(1, 1, 1)?, bgr.narrow(1, 0, 1)?],
-            1,
-        )?,
-        other => bail!("trunk_input.channels = \"{other}\": use \"rgb\" or \"bgr\""),
-    };
+/// The blob of one image as the trunk's input: 1 x 3 x H x W, divided by `255 std` per
+/// channel when the trunk was trained on normalised inputs.
+fn trunk_tensor(image: &PreparedImage, t: &TrunkInput) -> Result<Tensor> {
+    let blob = im_list_to_blob(std::slice::from_ref(image));
+    let x = Tensor::from_vec(blob.data, (1, 3, blob.height, blob.width), &Device::Cpu)?;
     if !t.absorb_std {
         return Ok(x);
     }
-    let mut std = t.std;
-    if t.channels == "bgr" {
-        std.reverse();
-    }
-    let inv: Vec<f32> = std.iter().map(|s| 1.0 / (255.0 * s)).collect();
+    let inv: Vec<f32> = t.std.iter().map(|s| 1.0 / (255.0 * s)).collect();
     Ok(x.broadcast_mul(&Tensor::from_vec(inv, (1, 3, 1, 1), &Device::Cpu)?)?)
 }
 
@@ -60,11 +49,7 @@ fn trunk_tensor(blob: Vec<f32>, h: usize, w: usize, t: &TrunkInput) -> Result<Te
 pub struct MapRequest<'a> {
     /// The entries, flipped ones included.
     pub roidb: &'a [RoidbEntry],
-    /// The shorter sides.
-    pub scales: &'a [u32],
-    /// The longest side allowed.
-    pub max_size: u32,
-    /// The blob protocol.
+    /// The blob protocol (its scale and max size included).
     pub blob: &'a BlobConfig,
     /// The trunk's input convention.
     pub trunk_input: &'a TrunkInput,
@@ -93,18 +78,16 @@ impl FrozenMaps {
         let mut jobs = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for e in req.roidb {
-            for &s in req.scales {
-                let name = item_name(&e.id, s, e.flipped);
-                if seen.insert(name.clone()) {
-                    names.push(name);
-                    jobs.push((e.image.clone(), e.flipped, s));
-                }
+            let name = item_name(&e.id, req.blob.scale, e.flipped);
+            if seen.insert(name.clone()) {
+                names.push(name);
+                jobs.push(e);
             }
         }
         let mut manifest = Sha256::new();
-        for ((path, _, _), name) in jobs.iter().zip(&names) {
-            let size = std::fs::metadata(path)
-                .with_context(|| format!("image {} is missing", path.display()))?
+        for (e, name) in jobs.iter().zip(&names) {
+            let size = std::fs::metadata(&e.image)
+                .with_context(|| format!("image {} is missing", e.image.display()))?
                 .len();
             manifest.update(format!("{name}\t{size}\n").as_bytes());
         }
@@ -117,7 +100,6 @@ impl FrozenMaps {
             transform: serde_json::to_string(&serde_json::json!({
                 "blob": format!("{:?}", req.blob),
                 "trunk_input": format!("{:?}", req.trunk_input),
-                "max_size": req.max_size,
             }))?,
             dataset: hex::encode(manifest.finalize()),
         };
@@ -135,12 +117,9 @@ impl FrozenMaps {
                 items
                     .iter()
                     .map(|&i| {
-                        let (path, flipped, scale) = &jobs[i];
-                        let img = crate::data::decode::decode(path).with_context(|| {
-                            format!("cannot read image {}: restore or remove it", path.display())
-                        })?;
-                        let b = image_blob(&img, *flipped, *scale, req.max_size, req.blob);
-                        let x = trunk_tensor(b.data, b.height, b.width, req.trunk_input)?;
+                        let e = jobs[i];
+                        let image = load_image(&e.image, e.width, e.height, e.flipped, req.blob)?;
+                        let x = trunk_tensor(&image, req.trunk_input)?;
                         let map = trunk
                             .forward_taps(&x.to_device(device)?, &[req.tap])?
                             .remove(0)
@@ -170,25 +149,21 @@ impl FrozenMaps {
         Ok(Self {
             entry,
             index,
-            scales: req.scales.to_vec(),
-            max_size: req.max_size,
+            blob: req.blob.clone(),
             cache,
         })
     }
 
-    /// The map (C x H x W, f32) of `entry` at its `scale_index`-th scale, and the image's
-    /// scale factor.
-    pub fn read(&self, entry: &RoidbEntry, scale_index: usize) -> Result<(Tensor, f32)> {
-        let scale = self.scales[scale_index];
-        let name = item_name(&entry.id, scale, entry.flipped);
+    /// The map (C x H x W, f32) of `entry` and the image's scale factor.
+    pub fn read(&self, entry: &RoidbEntry) -> Result<(Tensor, f64)> {
+        let name = item_name(&entry.id, self.blob.scale, entry.flipped);
         let &i = self
             .index
             .get(&name)
             .with_context(|| format!("no cached map for {name}"))?;
         let map = self.entry.tensor(i, &Device::Cpu)?;
-        let im_scale =
-            super::blob::image_scale(entry.width, entry.height, scale, self.max_size);
-        Ok((map, im_scale))
+        let scale = image_scale(entry.height, entry.width, self.blob.scale, self.blob.max_size);
+        Ok((map, scale))
     }
 
     /// The cache reference of the entry, for the results.

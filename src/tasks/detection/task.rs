@@ -8,15 +8,15 @@
 //! `detections.png`.
 
 use super::config::DetectionConfig;
-use super::draw::draw_detections;
+use super::draw::{annotate, draw_strip};
 use super::head::FastRcnnHead;
 use super::infer::detect_image;
 use super::maps::{FrozenMaps, MapRequest};
 use super::roidb::{self, RoidbEntry};
 use super::train::train;
-use super::voc_eval::{evaluate_all, Detection};
+use super::voc_eval::{evaluate, Detection};
 use super::voc_results::write_results;
-use crate::data::Dataset;
+use crate::data::{Dataset, VocObject};
 use crate::report::{DetailTable, Metric};
 use crate::tasks::{RunContext, TaskOutput};
 use anyhow::{bail, Context, Result};
@@ -56,6 +56,17 @@ fn side(ctx: &RunContext, key: &str) -> Result<Side> {
     })
 }
 
+/// The `ROOT` and `SPLIT` of a `voc:ROOT:SPLIT` dataset.
+fn voc_root_split(spec: &str) -> Result<(PathBuf, String)> {
+    let rest = spec.strip_prefix("voc:").with_context(|| {
+        format!("detection reads VOC-layout datasets (voc:ROOT:SPLIT), not `{spec}`")
+    })?;
+    let (root, split) = rest
+        .rsplit_once(':')
+        .with_context(|| format!("`{spec}` lacks its split: voc:ROOT:SPLIT"))?;
+    Ok((PathBuf::from(root), split.to_string()))
+}
+
 /// The roidb of one side: each dataset with its proposals (and, in training, its flipped
 /// copy right after it, as Detectron's `combined_roidb_for_training` orders them).
 fn side_roidb(side: &Side, cfg: &DetectionConfig, training: bool) -> Result<Vec<RoidbEntry>> {
@@ -74,11 +85,43 @@ fn side_roidb(side: &Side, cfg: &DetectionConfig, training: bool) -> Result<Vec<
         let set = crate::proposals::file::read(path)?;
         let ids: Vec<String> = dataset.samples.iter().map(|s| s.id.clone()).collect();
         let boxes = set.for_ids(&ids, path)?;
-        let entries = roidb::build(dataset, boxes, &cfg.roidb, training)
-            .with_context(|| format!("building the roidb of {}", dataset.spec))?;
-        all.extend(entries);
+        let (root, split) = voc_root_split(&dataset.spec)?;
+        let built = if training {
+            roidb::train_roidb(
+                &root,
+                &split,
+                &dataset.classes,
+                &boxes,
+                path,
+                &cfg.roidb,
+                &cfg.sampling,
+            )
+        } else {
+            roidb::test_roidb(&root, &split, &boxes, path, &cfg.roidb)
+        }
+        .with_context(|| format!("building the roidb of {}", dataset.spec))?;
+        eprintln!("{}: {}", dataset.spec, built.summary);
+        all.extend(built.entries);
     }
     Ok(all)
+}
+
+/// Every test image with its objects (difficult ones included), for the devkit's AP.
+fn evaluation_truth(datasets: &[Dataset]) -> Result<Vec<(String, Vec<VocObject>)>> {
+    let mut gt = Vec::new();
+    for d in datasets {
+        let objects = d
+            .objects
+            .as_ref()
+            .with_context(|| format!("{} holds no boxes: detection needs VOC annotations", d.spec))?;
+        gt.extend(
+            d.samples
+                .iter()
+                .zip(objects)
+                .map(|(s, o)| (s.id.clone(), o.clone())),
+        );
+    }
+    Ok(gt)
 }
 
 /// Runs the task on every tap of the context.
@@ -116,8 +159,6 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             &setup.device,
             &MapRequest {
                 roidb: &train_roidb,
-                scales: &cfg.train.scales,
-                max_size: cfg.train.max_size,
                 blob: &cfg.input,
                 trunk_input: &cfg.trunk_input,
                 tap,
@@ -131,8 +172,6 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             &setup.device,
             &MapRequest {
                 roidb: &test_roidb,
-                scales: &[cfg.test.scale],
-                max_size: cfg.test.max_size,
                 blob: &cfg.input,
                 trunk_input: &cfg.trunk_input,
                 tap,
@@ -185,11 +224,18 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         bar.finish_and_clear();
         let test_seconds = t1.elapsed().as_secs_f64();
         let results_dir = dir.join("results");
-        write_results(&results_dir, &classes, &dets[1..])?;
-        let gt = roidb::evaluation_truth(&test_side.datasets)?;
-        let (aps, map) = evaluate_all(&gt, &classes, &dets[1..], &cfg.eval);
+        let per_class: Vec<(String, Vec<Detection>)> =
+            classes.iter().cloned().zip(dets.into_iter().skip(1)).collect();
+        write_results(&results_dir, &per_class)?;
+        let scored = evaluate(&evaluation_truth(&test_side.datasets)?, &per_class, &cfg.eval)?;
+        let map = scored.map.unwrap_or(0.0);
+        let aps = &scored.classes;
         if !drawn.is_empty() {
-            draw_detections(&drawn, &dir.join("detections.png"))?;
+            let images = drawn
+                .iter()
+                .map(|(path, shown)| annotate(&crate::data::decode::decode(path)?, shown))
+                .collect::<Result<Vec<_>>>()?;
+            draw_strip(&images, &dir.join("detections.png"))?;
         }
         out.metrics.push(Metric {
             tap: tap.name().to_string(),
@@ -205,7 +251,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 .map(|a| {
                     vec![
                         a.class.clone(),
-                        format!("{:.2}", 100.0 * a.ap),
+                        a.ap.map_or("-".into(), |ap| format!("{:.2}", 100.0 * ap)),
                         a.npos.to_string(),
                         a.detections.to_string(),
                     ]
@@ -217,7 +263,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         per_tap.push(json!({
             "tap": tap.name(),
             "mAP": 100.0 * map,
-            "ap": aps.iter().map(|a| json!({"class": a.class, "ap": 100.0 * a.ap, "npos": a.npos, "detections": a.detections})).collect::<Vec<_>>(),
+            "ap": aps.iter().map(|a| json!({"class": a.class, "ap": a.ap.map(|ap| 100.0 * ap), "npos": a.npos, "detections": a.detections})).collect::<Vec<_>>(),
             "iterations_run": trained.iterations_run,
             "last_log": trained.last.as_ref().map(|r| json!({"iter": r.iter, "loss_cls": r.loss_cls, "loss_bbox": r.loss_bbox, "accuracy": r.accuracy})),
             "results_dir": results_dir,

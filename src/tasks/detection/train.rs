@@ -4,13 +4,12 @@
 //! velocity rescaled on a rate step. Every random draw derives from (seed, iteration), so a
 //! run killed and resumed from its checkpoint ends bit-identical to one that never stopped.
 
-use super::batches::aspect_grouped_batches;
+use super::batches::MinibatchOrder;
 use super::config::DetectionConfig;
 use super::head::FastRcnnHead;
 use super::maps::FrozenMaps;
 use super::roidb::RoidbEntry;
-use super::sampling::sample_rois;
-use crate::seed::stream;
+use super::sampling::{sample_rng, sample_rois};
 use crate::train::log::{CsvLog, LogRow};
 use crate::train::optim::{Method, Optimizer, OptimizerConfig};
 use crate::train::params::Params;
@@ -20,10 +19,6 @@ use candle_core::{DType, Device, Tensor, D};
 use std::path::Path;
 use std::time::Instant;
 
-/// Stream of the minibatch order of an epoch.
-const STREAM_ORDER: u64 = 0xde7_0001;
-/// Stream of an iteration's RoI sampling.
-const STREAM_SAMPLE: u64 = 0xde7_0002;
 /// The training log's file name.
 pub const LOG: &str = "train.csv";
 
@@ -140,32 +135,28 @@ fn minibatch(
     iter: usize,
     device: &Device,
 ) -> Result<Minibatch> {
-    let coder = cfg.box_coder.coder();
-    let mut rois = Vec::new();
+    let mut rois: Vec<f32> = Vec::new();
     let mut labels = Vec::new();
     let (mut targets, mut inside, mut outside) = (Vec::new(), Vec::new(), Vec::new());
     let mut images = Vec::with_capacity(batch.len());
+    let mut cols = 4 * (classes + 1);
     for (k, &i) in batch.iter().enumerate() {
         let entry = &roidb[i];
-        let mut rng = stream(cfg.train.seed, &[STREAM_SAMPLE, iter as u64, k as u64]);
-        let scale_index = usize::from(cfg.train.scales.len() > 1)
-            * rand::Rng::random_range(&mut rng, 0..cfg.train.scales.len());
-        let (map, im_scale) = maps.read(entry, scale_index)?;
+        let (map, im_scale) = maps.read(entry)?;
         images.push(map);
-        let s = sample_rois(entry, im_scale, &cfg.sampling, &coder, classes + 1, &mut rng)?;
-        for b in &s.rois {
-            rois.extend_from_slice(&[k as f32, b[0], b[1], b[2], b[3]]);
-        }
+        let mut rng = sample_rng(cfg.train.seed, iter as u64, k as u64);
+        let s = sample_rois(entry, im_scale, k, classes + 1, &cfg.sampling, &mut rng);
+        cols = s.target_columns;
+        rois.extend(s.rois.iter().flatten());
         labels.extend(s.labels.iter().map(|&l| l as u32));
-        targets.extend_from_slice(&s.targets);
-        inside.extend_from_slice(&s.inside_weights);
-        outside.extend_from_slice(&s.outside_weights);
+        targets.extend_from_slice(&s.bbox_targets);
+        inside.extend_from_slice(&s.bbox_inside_weights);
+        outside.extend_from_slice(&s.bbox_outside_weights);
     }
     let r = labels.len();
     if r == 0 {
         bail!("iteration {iter}: the minibatch has no RoI (no proposal overlaps any class)");
     }
-    let cols = 4 * (classes + 1);
     let t = |v: Vec<f32>| Tensor::from_vec(v, (r, cols), device);
     Ok(Minibatch {
         maps: stack_padded(&images)?.to_device(device)?,
@@ -283,22 +274,15 @@ pub fn train(
             last: log.rows().last().cloned(),
         });
     }
-    let per_batch = cfg.train.ims_per_batch.max(1);
-    let order = |epoch: usize| {
-        let mut rng = stream(cfg.train.seed, &[STREAM_ORDER, epoch as u64]);
-        aspect_grouped_batches(roidb, per_batch, &mut rng)
-    };
-    let epoch_len = order(0).len();
-    if epoch_len == 0 {
-        bail!(
-            "{} training images make no minibatch of {per_batch}: lower train.ims_per_batch",
-            roidb.len()
-        );
-    }
+    let order = MinibatchOrder::new(
+        cfg.train.seed,
+        roidb.iter().map(|e| (e.width, e.height)).collect(),
+        cfg.train.ims_per_batch,
+        cfg.train.aspect_grouping,
+    )?;
     let bar = crate::progress::bar((total - start) as u64, "Fast R-CNN", "iterations");
     let started = Instant::now();
     let mut since = Instant::now();
-    let mut epoch_batches = (usize::MAX, Vec::new());
     let mut sums = (0.0, 0.0, 0.0, 0usize);
     let mut lr_prev = if start > 0 {
         cfg.solver.lr_at(start - 1)
@@ -306,11 +290,7 @@ pub fn train(
         cfg.solver.lr_at(0)
     };
     for it in start..total {
-        let epoch = it / epoch_len;
-        if epoch_batches.0 != epoch {
-            epoch_batches = (epoch, order(epoch));
-        }
-        let batch = &epoch_batches.1[it % epoch_len];
+        let batch = order.minibatch(it as u64);
         let lr = cfg.solver.lr_at(it);
         let ratio = (lr / lr_prev).max(lr_prev / lr);
         if cfg.solver.scale_momentum && lr_prev > 1e-7 && ratio > cfg.solver.scale_momentum_threshold
@@ -318,7 +298,7 @@ pub fn train(
             optim.scale_velocity(lr / lr_prev)?;
         }
         lr_prev = lr;
-        let mb = minibatch(cfg, roidb, batch, maps, classes, it, device)
+        let mb = minibatch(cfg, roidb, &batch, maps, classes, it, device)
             .with_context(|| format!("building minibatch {it}"))?;
         let l = train_step(head, &mut optim, &mb, lr, cfg.model.smooth_l1_beta)?;
         sums = (sums.0 + l.cls, sums.1 + l.bbox, sums.2 + l.accuracy, sums.3 + 1);
