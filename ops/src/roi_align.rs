@@ -460,7 +460,8 @@ ROI_ALIGN_KERNELS(double, f64)
         let flags = [op.aligned as i32, op.sampling_ratio as i32];
         let dims = [s.n, s.c, s.h, s.w, s.r, s.ph, s.pw].map(|d| d as i32);
         let strides = [v.sn, v.sc, v.sh, v.sw].map(|d| d as i64);
-        let mut b = func.builder();
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
         b.arg(&x).arg(&rois).arg(&g).arg(&out).arg(&scale);
         for f in flags.iter().chain(&dims) {
             b.arg(f);

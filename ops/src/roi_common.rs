@@ -217,8 +217,8 @@ pub(crate) fn read_rois<T: RoiFloat>(rois: &[T], n: usize, op: &str) -> Result<V
 /// (no build-time nvcc), and loaded once per device by candle.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
+    use candle_core::cuda_backend::cudarc::driver::CudaFunction;
     use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
-    use candle_core::cuda_backend::CudaFunc;
     use candle_core::{CudaDevice, DType, Result};
     use std::sync::OnceLock;
 
@@ -260,7 +260,12 @@ __device__ __forceinline__ double roi_ceil(double v) { return ceil(v); }
     impl Module {
         /// The kernel `kernel` with the suffix of `dtype` (`_f32`, `_f64`), compiled on first use
         /// without fused multiply-adds, so that it rounds as the CPU kernels do.
-        pub fn function(&self, dev: &CudaDevice, kernel: &str, dtype: DType) -> Result<CudaFunc> {
+        pub fn function(
+            &self,
+            dev: &CudaDevice,
+            kernel: &str,
+            dtype: DType,
+        ) -> Result<CudaFunction> {
             let ptx = self.ptx.get_or_init(|| {
                 let opts = CompileOptions {
                     fmad: Some(false),
@@ -279,7 +284,10 @@ __device__ __forceinline__ double roi_ceil(double v) { return ceil(v); }
                 DType::F64 => "f64",
                 d => candle_core::bail!("{}: {d:?} is not supported (f32 or f64)", self.name),
             };
-            dev.get_or_load_custom_func(&format!("{kernel}_{suffix}"), self.name, ptx)
+            let name = format!("{kernel}_{suffix}");
+            Ok(dev
+                .get_or_load_custom_func(&name, self.name, ptx)?
+                .into_cuda_function())
         }
     }
 

@@ -363,7 +363,8 @@ ROI_POOL_KERNELS(double, f64)
         let scale = T::from_f64(op.scale as f64);
         let dims = [s.n, s.c, s.h, s.w, s.r, s.ph, s.pw].map(|d| d as i32);
         let strides = [v.sn, v.sc, v.sh, v.sw].map(|d| d as i64);
-        let mut b = func.builder();
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
         b.arg(&x).arg(&rois).arg(&g).arg(&out).arg(&scale);
         for d in &dims {
             b.arg(d);
