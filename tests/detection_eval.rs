@@ -604,7 +604,10 @@ fn our_ap_equals_the_python_devkit_port_on_our_results_files() {
             let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
             for c in &ours.classes {
                 let t = &theirs["classes"][&c.class];
-                let context = format!("{} {cfg:?}: ours {c:?}\ntheirs {t}", c.class);
+                let context = format!(
+                    "{} {cfg:?}: ours AP {:?}, npos {}, tp {}, fp {}, ignored {}; theirs {t}",
+                    c.class, c.ap, c.npos, c.tp, c.fp, c.ignored
+                );
                 for (key, value) in [
                     ("npos", c.npos),
                     ("detections", c.detections),

@@ -48,7 +48,8 @@ pub fn annotate(image: &RgbImage, dets: &[(String, f32, [f32; 4])]) -> Result<Rg
                 } else {
                     y1
                 };
-                let left = (x1 - thickness + 1).max(0);
+                // Kept inside the image on the right when the box is near its edge.
+                let left = (x1 - thickness + 1).min(w as i32 - tw).max(0);
                 root.draw(&Rectangle::new(
                     [(left, top), (left + tw, top + th)],
                     color.filled(),

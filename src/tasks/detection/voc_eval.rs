@@ -6,6 +6,9 @@
 //! The rules, as the devkit has them:
 //! - IoU counts pixels inclusively (`w = x2 - x1 + 1`), in float64, in the devkit's order of
 //!   operations; the ground truth is the 1-based box as written, the detection `x + 1`.
+//!   (The house's VOC reader keeps boxes as f32: exact for the devkit's integer coordinates;
+//!   fractional ones, as labelme writes, move by ~3e-5 px, which changes an outcome only at an
+//!   IoU within ~1e-7 of the threshold.)
 //! - A detection is matched to the first ground-truth box of maximum IoU in the image,
 //!   difficult ones included. Above the threshold: a difficult box makes the detection neither
 //!   TP nor FP; a free box makes it a TP and takes the box; a taken box makes it an FP
