@@ -59,7 +59,7 @@ fn main() -> Result<()> {
         ..ModelConfig::default()
     };
     let params = Params::new();
-    let head = FastRcnnHead::new(&backbone, &cfg.model, Tap::Res4, 20, &params, &dev)?;
+    let head = FastRcnnHead::new(&backbone, &cfg.model, Tap::Res4, 20, 84, &params, &dev)?;
     let mut optim = optimizer(&cfg, &params)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let r = images * per_image;

@@ -82,32 +82,19 @@ impl Default for TrunkInput {
     }
 }
 
-/// `[box_coder]`: Fast R-CNN's box coding.
+/// `[box_coder]`: the decoding's clip (its weights are `roidb.bbox_reg_weights`, which the
+/// training targets use too).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BoxCoderConfig {
-    /// `MODEL.BBOX_REG_WEIGHTS` (wx, wy, ww, wh).
-    pub weights: [f32; 4],
     /// `BBOX_XFORM_CLIP`: the largest decoded log-scale.
     pub clip: f32,
 }
 
 impl Default for BoxCoderConfig {
     fn default() -> Self {
-        let coder = BoxCoder::default();
         Self {
-            weights: coder.weights,
-            clip: coder.clip,
-        }
-    }
-}
-
-impl BoxCoderConfig {
-    /// The coder these fields describe.
-    pub fn coder(&self) -> BoxCoder {
-        BoxCoder {
-            weights: self.weights,
-            clip: self.clip,
+            clip: BoxCoder::default().clip,
         }
     }
 }
@@ -181,8 +168,11 @@ impl SolverConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Images per iteration on one device: the paper's 2 GPUs x `TRAIN.IMS_PER_BATCH` 2.
+    /// `TRAIN.IMS_PER_BATCH`: images per minibatch (per GPU in Detectron).
     pub ims_per_batch: usize,
+    /// `NUM_GPUS`: minibatches per iteration, run together on one device (the paper's 2),
+    /// so an iteration sees `ims_per_batch x gpus` images in Detectron's order.
+    pub gpus: usize,
     /// `TRAIN.ASPECT_GROUPING`: minibatches of one orientation.
     pub aspect_grouping: bool,
     /// Seed of the minibatch order and the RoI sampling (Detectron's `RNG_SEED`).
@@ -198,7 +188,8 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            ims_per_batch: 4,
+            ims_per_batch: 2,
+            gpus: 2,
             aspect_grouping: true,
             seed: 3,
             checkpoint_every: 1000,
@@ -329,6 +320,24 @@ impl DetectionConfig {
             .context("invalid detection section (see tasks/voc07_frcnn.toml for every field)")
     }
 
+    /// The box coder of the regression targets and the test-time decoding.
+    pub fn coder(&self) -> BoxCoder {
+        BoxCoder {
+            weights: self.roidb.bbox_reg_weights,
+            clip: self.box_coder.clip,
+        }
+    }
+
+    /// Columns of the box regression per RoI: 4 per class and background, or 4 x 2 when
+    /// class-agnostic.
+    pub fn box_columns(&self, classes: usize) -> usize {
+        if self.sampling.class_agnostic_bbox_reg {
+            8
+        } else {
+            4 * (classes + 1)
+        }
+    }
+
     /// A digest of everything that shapes a training run's trajectory.
     pub fn train_digest(&self) -> String {
         crate::train::run_dir::config_digest([format!(
@@ -340,7 +349,7 @@ impl DetectionConfig {
             self.sampling,
             self.box_coder,
             self.solver,
-            (self.train.ims_per_batch, self.train.aspect_grouping, self.train.seed)
+            (self.train.ims_per_batch, self.train.gpus, self.train.aspect_grouping, self.train.seed)
         )])
     }
 }

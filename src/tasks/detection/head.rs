@@ -49,7 +49,8 @@ pub fn trained_body(frozen: Tap) -> Result<Vec<usize>> {
 }
 
 impl FastRcnnHead {
-    /// Builds the head for `classes` foreground classes on a body frozen up to `frozen`,
+    /// Builds the head for `classes` foreground classes (`box_columns` regression outputs)
+    /// on a body frozen up to `frozen`,
     /// the stages from the backbone's checkpoint, the two layers from Detectron's Gaussian
     /// init; every variable is recorded in `params`.
     pub fn new(
@@ -57,6 +58,7 @@ impl FastRcnnHead {
         model: &ModelConfig,
         frozen: Tap,
         classes: usize,
+        box_columns: usize,
         params: &Params,
         device: &Device,
     ) -> Result<Self> {
@@ -80,11 +82,11 @@ impl FastRcnnHead {
             cls_w: vb.get_with_hints((k, dim), "cls_score.weight", gauss(model.cls_init_std))?,
             cls_b: vb.get_with_hints(k, "cls_score.bias", Init::Const(0.0))?,
             box_w: vb.get_with_hints(
-                (4 * k, dim),
+                (box_columns, dim),
                 "bbox_pred.weight",
                 gauss(model.bbox_init_std),
             )?,
-            box_b: vb.get_with_hints(4 * k, "bbox_pred.bias", Init::Const(0.0))?,
+            box_b: vb.get_with_hints(box_columns, "bbox_pred.bias", Init::Const(0.0))?,
             model: model.clone(),
         })
     }

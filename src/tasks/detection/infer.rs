@@ -85,7 +85,7 @@ pub fn detect_image(
     let (unique, inverse) = dedup(&rois, t.dedup_boxes);
     let unique_rois: Vec<BoxF> = unique.iter().map(|&i| rois[i]).collect();
     let (scores, deltas) = score_rois(head, &frozen, &unique_rois, t.roi_chunk, device)?;
-    let coder = cfg.box_coder.coder();
+    let coder = cfg.coder();
     for (j, out) in per_class.iter_mut().enumerate().skip(1) {
         let mut boxes = Vec::new();
         let mut kept_scores = Vec::new();
@@ -96,7 +96,8 @@ pub fn detect_image(
                 continue;
             }
             let b = if t.bbox_reg {
-                let d = &deltas[u][4 * j..4 * j + 4];
+                let col = if cfg.sampling.class_agnostic_bbox_reg { 1 } else { j };
+                let d = &deltas[u][4 * col..4 * col + 4];
                 coder.decode(proposal, [d[0], d[1], d[2], d[3]])
             } else {
                 *proposal

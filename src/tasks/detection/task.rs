@@ -187,6 +187,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             &cfg.model,
             tap,
             classes.len(),
+            cfg.box_columns(classes.len()),
             &params,
             &setup.device,
         )?;

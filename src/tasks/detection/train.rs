@@ -1,5 +1,6 @@
-//! Training the RoI heads with Detectron's solver: aspect-grouped minibatches of
-//! `ims_per_batch` images, 64 sampled RoIs each, softmax cross-entropy plus smooth L1, SGD
+//! Training the RoI heads with Detectron's solver: per iteration `gpus` aspect-grouped
+//! minibatches of `ims_per_batch` images (Detectron's order, on one device), 64 sampled RoIs
+//! each, softmax cross-entropy plus smooth L1, SGD
 //! with momentum (biases at twice the rate without decay), linear warm-up and step decay, the
 //! velocity rescaled on a rate step. Every random draw derives from (seed, iteration), so a
 //! run killed and resumed from its checkpoint ends bit-identical to one that never stopped.
@@ -139,7 +140,7 @@ fn minibatch(
     let mut labels = Vec::new();
     let (mut targets, mut inside, mut outside) = (Vec::new(), Vec::new(), Vec::new());
     let mut images = Vec::with_capacity(batch.len());
-    let mut cols = 4 * (classes + 1);
+    let mut cols = cfg.box_columns(classes);
     for (k, &i) in batch.iter().enumerate() {
         let entry = &roidb[i];
         let (map, im_scale) = maps.read(entry)?;
@@ -290,7 +291,10 @@ pub fn train(
         cfg.solver.lr_at(0)
     };
     for it in start..total {
-        let batch = order.minibatch(it as u64);
+        let gpus = cfg.train.gpus.max(1) as u64;
+        let batch: Vec<usize> = (0..gpus)
+            .flat_map(|g| order.minibatch(it as u64 * gpus + g))
+            .collect();
         let lr = cfg.solver.lr_at(it);
         let ratio = (lr / lr_prev).max(lr_prev / lr);
         if cfg.solver.scale_momentum && lr_prev > 1e-7 && ratio > cfg.solver.scale_momentum_threshold
