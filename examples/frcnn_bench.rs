@@ -28,7 +28,10 @@ fn flag(args: &[String], name: &str, default: &str) -> String {
 fn random_rois(n: usize, images: usize, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
     (0..n)
         .flat_map(|i| {
-            let (w, h) = (rng.random_range(16.0..600.0f32), rng.random_range(16.0..400.0f32));
+            let (w, h) = (
+                rng.random_range(16.0..600.0f32),
+                rng.random_range(16.0..400.0f32),
+            );
             let x = rng.random_range(0.0..(1000.0 - w));
             let y = rng.random_range(0.0..(600.0 - h));
             [(i % images) as f32, x, y, x + w, y + h]
@@ -64,7 +67,9 @@ fn main() -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let r = images * per_image;
     let cols = 4 * 21;
-    let labels: Vec<u32> = (0..r).map(|i| if i % 4 == 0 { (i % 20 + 1) as u32 } else { 0 }).collect();
+    let labels: Vec<u32> = (0..r)
+        .map(|i| if i % 4 == 0 { (i % 20 + 1) as u32 } else { 0 })
+        .collect();
     let mut inside = vec![0f32; r * cols];
     for (i, &l) in labels.iter().enumerate() {
         if l > 0 {

@@ -11,9 +11,9 @@ mod resnet;
 mod tap;
 mod trainable;
 
+pub use affine::AffineConv;
 pub use alexnet::{AlexNet, AlexNetKind};
 pub use checkpoint::CheckpointFormat;
-pub use affine::AffineConv;
 pub use resnet::{ResNet, ResNetConfig, Stage, StagePlan};
 pub use tap::Tap;
 pub use trainable::{BnMode, TrainConv, TrainableBackbone};

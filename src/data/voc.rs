@@ -59,9 +59,21 @@ pub struct VocAnnotation {
 }
 
 /// Reads `ROOT/ImageSets/Main/<split>.txt`, its per-class label files and every image's
-/// annotation. Targets hold, per class, 1 present, -1 absent, 0 difficult-only.
+/// annotation. Targets hold, per class, 1 present, -1 absent, 0 difficult-only. Without a
+/// class list, a VOC-layout set of its own classes names them in `ROOT/classes.txt` (one a
+/// line); the VOCdevkit has none and gets the 20 VOC classes.
 pub(crate) fn load(root: &Path, split: &str, classes: Option<Vec<String>>) -> Result<Dataset> {
-    let classes = classes.unwrap_or_else(|| VOC_CLASSES.iter().map(|c| c.to_string()).collect());
+    let listed = root.join("classes.txt");
+    let classes = match classes {
+        Some(c) => c,
+        None if listed.exists() => read_text(&listed, "class list")?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => VOC_CLASSES.iter().map(|c| c.to_string()).collect(),
+    };
     let split_file = main_dir(root).join(format!("{split}.txt"));
     let ids: Vec<String> = read_text(&split_file, "VOC split file")?
         .split_whitespace()

@@ -166,9 +166,10 @@ pub struct PretextConfig {
 }
 
 impl PretextConfig {
-    /// Reads a pretext config file with `sets` overrides applied, and checks it.
+    /// Reads a pretext config file (over its `base = "..."` file, if it names one) with
+    /// `sets` overrides applied, and checks it.
     pub fn read(path: &std::path::Path, sets: &[String]) -> Result<Self> {
-        let mut doc = crate::config::read_table(path)?;
+        let mut doc = crate::config::read_layered(path)?;
         crate::config::set_all(&mut doc, sets)?;
         Self::from_table(doc).map_err(|e| e.context(format!("in {}", path.display())))
     }

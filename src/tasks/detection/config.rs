@@ -217,6 +217,8 @@ pub struct TestConfig {
     pub roi_chunk: usize,
     /// Test images drawn with their detections into `detections.png`.
     pub draw_images: usize,
+    /// The highest-scoring detections drawn on each of them.
+    pub draw_per_image: usize,
 }
 
 impl Default for TestConfig {
@@ -229,6 +231,7 @@ impl Default for TestConfig {
             bbox_reg: true,
             roi_chunk: 256,
             draw_images: 4,
+            draw_per_image: 8,
         }
     }
 }
@@ -349,7 +352,12 @@ impl DetectionConfig {
             self.sampling,
             self.box_coder,
             self.solver,
-            (self.train.ims_per_batch, self.train.gpus, self.train.aspect_grouping, self.train.seed)
+            (
+                self.train.ims_per_batch,
+                self.train.gpus,
+                self.train.aspect_grouping,
+                self.train.seed
+            )
         )])
     }
 }

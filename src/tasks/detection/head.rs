@@ -5,7 +5,9 @@
 //! trains over its batch norm frozen as an affine (Detectron's `AffineChannel`).
 
 use super::config::{ModelConfig, RoiOp};
-use crate::backbone::{affine_stages, AffineConv, BackboneConfig, RandomInit, Stage, StagePlan, Tap};
+use crate::backbone::{
+    affine_stages, AffineConv, BackboneConfig, RandomInit, Stage, StagePlan, Tap,
+};
 use crate::train::params::Params;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};

@@ -96,7 +96,11 @@ pub fn detect_image(
                 continue;
             }
             let b = if t.bbox_reg {
-                let col = if cfg.sampling.class_agnostic_bbox_reg { 1 } else { j };
+                let col = if cfg.sampling.class_agnostic_bbox_reg {
+                    1
+                } else {
+                    j
+                };
                 let d = &deltas[u][4 * col..4 * col + 4];
                 coder.decode(proposal, [d[0], d[1], d[2], d[3]])
             } else {

@@ -162,7 +162,12 @@ impl FrozenMaps {
             .get(&name)
             .with_context(|| format!("no cached map for {name}"))?;
         let map = self.entry.tensor(i, &Device::Cpu)?;
-        let scale = image_scale(entry.height, entry.width, self.blob.scale, self.blob.max_size);
+        let scale = image_scale(
+            entry.height,
+            entry.width,
+            self.blob.scale,
+            self.blob.max_size,
+        );
         Ok((map, scale))
     }
 

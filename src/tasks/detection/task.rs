@@ -110,10 +110,9 @@ fn side_roidb(side: &Side, cfg: &DetectionConfig, training: bool) -> Result<Vec<
 fn evaluation_truth(datasets: &[Dataset]) -> Result<Vec<(String, Vec<VocObject>)>> {
     let mut gt = Vec::new();
     for d in datasets {
-        let objects = d
-            .objects
-            .as_ref()
-            .with_context(|| format!("{} holds no boxes: detection needs VOC annotations", d.spec))?;
+        let objects = d.objects.as_ref().with_context(|| {
+            format!("{} holds no boxes: detection needs VOC annotations", d.spec)
+        })?;
         gt.extend(
             d.samples
                 .iter()
@@ -211,10 +210,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             if i < cfg.test.draw_images {
                 let mut shown: Vec<(String, f32, [f32; 4])> = Vec::new();
                 for (j, ds) in per_class.iter().enumerate().skip(1) {
-                    for d in ds.iter().filter(|d| d.score >= 0.5) {
+                    for d in ds {
                         shown.push((classes[j - 1].clone(), d.score, d.bbox));
                     }
                 }
+                shown.sort_by(|a, b| b.1.total_cmp(&a.1));
+                shown.truncate(cfg.test.draw_per_image);
                 drawn.push((entry.image.clone(), shown));
             }
             for (j, ds) in per_class.into_iter().enumerate() {
@@ -225,10 +226,17 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         bar.finish_and_clear();
         let test_seconds = t1.elapsed().as_secs_f64();
         let results_dir = dir.join("results");
-        let per_class: Vec<(String, Vec<Detection>)> =
-            classes.iter().cloned().zip(dets.into_iter().skip(1)).collect();
+        let per_class: Vec<(String, Vec<Detection>)> = classes
+            .iter()
+            .cloned()
+            .zip(dets.into_iter().skip(1))
+            .collect();
         write_results(&results_dir, &per_class)?;
-        let scored = evaluate(&evaluation_truth(&test_side.datasets)?, &per_class, &cfg.eval)?;
+        let scored = evaluate(
+            &evaluation_truth(&test_side.datasets)?,
+            &per_class,
+            &cfg.eval,
+        )?;
         let map = scored.map.unwrap_or(0.0);
         let aps = &scored.classes;
         if !drawn.is_empty() {
@@ -246,7 +254,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         });
         out.tables.push(DetailTable {
             title: format!("{}: AP per class", tap.name()),
-            columns: vec!["class".into(), "AP".into(), "objects".into(), "detections".into()],
+            columns: vec![
+                "class".into(),
+                "AP".into(),
+                "objects".into(),
+                "detections".into(),
+            ],
             rows: aps
                 .iter()
                 .map(|a| {
@@ -269,9 +282,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             "last_log": trained.last.as_ref().map(|r| json!({"iter": r.iter, "loss_cls": r.loss_cls, "loss_bbox": r.loss_bbox, "accuracy": r.accuracy})),
             "results_dir": results_dir,
         }));
-        out.timings.insert(format!("{}_maps", tap.name()), json!(maps_seconds));
-        out.timings.insert(format!("{}_train", tap.name()), json!(trained.seconds));
-        out.timings.insert(format!("{}_test", tap.name()), json!(test_seconds));
+        out.timings
+            .insert(format!("{}_maps", tap.name()), json!(maps_seconds));
+        out.timings
+            .insert(format!("{}_train", tap.name()), json!(trained.seconds));
+        out.timings
+            .insert(format!("{}_test", tap.name()), json!(test_seconds));
     }
     out.details = json!({
         "train_entries": train_roidb.len(),

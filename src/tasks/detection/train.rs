@@ -114,14 +114,21 @@ pub struct Minibatch {
 /// Zero-pads C x H_i x W_i maps to the largest H and W (bottom and right, as Detectron's
 /// `im_list_to_blob` pads the images) and stacks them.
 pub fn stack_padded(maps: &[Tensor]) -> Result<Tensor> {
-    let h = maps.iter().map(|m| m.dim(1)).collect::<candle_core::Result<Vec<_>>>()?;
-    let w = maps.iter().map(|m| m.dim(2)).collect::<candle_core::Result<Vec<_>>>()?;
+    let h = maps
+        .iter()
+        .map(|m| m.dim(1))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let w = maps
+        .iter()
+        .map(|m| m.dim(2))
+        .collect::<candle_core::Result<Vec<_>>>()?;
     let (hm, wm) = (*h.iter().max().unwrap_or(&0), *w.iter().max().unwrap_or(&0));
     let padded = maps
         .iter()
         .map(|m| {
             let (_, mh, mw) = m.dims3()?;
-            m.pad_with_zeros(1, 0, hm - mh)?.pad_with_zeros(2, 0, wm - mw)
+            m.pad_with_zeros(1, 0, hm - mh)?
+                .pad_with_zeros(2, 0, wm - mw)
         })
         .collect::<candle_core::Result<Vec<_>>>()?;
     Ok(Tensor::stack(&padded, 0)?)
@@ -297,7 +304,9 @@ pub fn train(
             .collect();
         let lr = cfg.solver.lr_at(it);
         let ratio = (lr / lr_prev).max(lr_prev / lr);
-        if cfg.solver.scale_momentum && lr_prev > 1e-7 && ratio > cfg.solver.scale_momentum_threshold
+        if cfg.solver.scale_momentum
+            && lr_prev > 1e-7
+            && ratio > cfg.solver.scale_momentum_threshold
         {
             optim.scale_velocity(lr / lr_prev)?;
         }
@@ -305,7 +314,12 @@ pub fn train(
         let mb = minibatch(cfg, roidb, &batch, maps, classes, it, device)
             .with_context(|| format!("building minibatch {it}"))?;
         let l = train_step(head, &mut optim, &mb, lr, cfg.model.smooth_l1_beta)?;
-        sums = (sums.0 + l.cls, sums.1 + l.bbox, sums.2 + l.accuracy, sums.3 + 1);
+        sums = (
+            sums.0 + l.cls,
+            sums.1 + l.bbox,
+            sums.2 + l.accuracy,
+            sums.3 + 1,
+        );
         bar.inc(1);
         let done = it + 1;
         if done % cfg.train.log_every.max(1) == 0 || done == total {
@@ -333,4 +347,72 @@ pub fn train(
         seconds: started.elapsed().as_secs_f64(),
         last: log.rows().last().cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::{BackboneConfig, Tap};
+
+    /// The head, its optimiser and one minibatch of random maps with 3 classes of RoIs.
+    fn setup() -> (FastRcnnHead, Params, Optimizer, Minibatch) {
+        let dev = Device::Cpu;
+        let backbone: BackboneConfig =
+            toml::from_str("arch = \"resnet50\"\nwidth = 0.0625\nweights = \"random\"\nseed = 1\n")
+                .unwrap();
+        let mut cfg = DetectionConfig::default();
+        cfg.solver.weight_decay = 0.0;
+        let params = Params::new();
+        let head =
+            FastRcnnHead::new(&backbone, &cfg.model, Tap::Res4, 3, 16, &params, &dev).unwrap();
+        let optim = optimizer(&cfg, &params).unwrap();
+        let maps = Tensor::randn(0f32, 1.0, (2, 64, 12, 16), &dev)
+            .unwrap()
+            .relu()
+            .unwrap();
+        let rois: Vec<f32> = (0..16)
+            .flat_map(|i| {
+                let x = (i % 4) as f32 * 48.0;
+                let y = (i / 4 % 2) as f32 * 80.0;
+                [(i / 8) as f32, x, y, x + 60.0, y + 90.0]
+            })
+            .collect();
+        let labels: Vec<u32> = (0..16).map(|i| (i % 4) as u32).collect();
+        let mb = Minibatch {
+            maps,
+            rois: Tensor::from_vec(rois, (16, 5), &dev).unwrap(),
+            labels: Tensor::from_vec(labels, 16, &dev).unwrap(),
+            targets: Tensor::zeros((16, 16), DType::F32, &dev).unwrap(),
+            inside: Tensor::zeros((16, 16), DType::F32, &dev).unwrap(),
+            outside: Tensor::zeros((16, 16), DType::F32, &dev).unwrap(),
+        };
+        (head, params, optim, mb)
+    }
+
+    #[test]
+    fn the_head_fits_one_minibatch() {
+        let (head, _params, mut optim, mb) = setup();
+        let first = train_step(&head, &mut optim, &mb, 0.02, 1.0).unwrap();
+        let mut last = first.cls;
+        for _ in 0..60 {
+            last = train_step(&head, &mut optim, &mb, 0.02, 1.0).unwrap().cls;
+        }
+        assert!(first.cls > 1.0, "initial loss {}", first.cls);
+        assert!(last < 0.1 * first.cls, "loss {} -> {last}", first.cls);
+    }
+
+    #[test]
+    fn only_convolution_weights_and_the_two_layers_train() {
+        let (_head, params, optim, _mb) = setup();
+        let trained: Vec<String> = params
+            .all()
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .filter(|n| FastRcnnHead::trains(n))
+            .collect();
+        // res5: 3 blocks x 3 convs + the projection; cls_score and bbox_pred: weight and bias.
+        assert_eq!(trained.len(), 10 + 4, "{trained:?}");
+        assert_eq!(optim.steps(), 0);
+        assert!(trained.iter().all(|n| !n.contains(".bn")));
+    }
 }
