@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: build with --features cuda, run the torchvision parity tests (forward at
-# every tap, plain and dilated, and the training-step gradients) on cuda:0, then time ResNet-50
-# extraction and one Rotation training step against PyTorch CUDA. Budget: 10 minutes, build
+# every tap, plain and dilated, the training-step gradients, RoIPool and RoIAlign) on cuda:0, then
+# time ResNet-50 extraction, one Rotation training step and one Fast R-CNN RoI-head step against
+# PyTorch CUDA. Budget: 10 minutes, build
 # included. Prints a Markdown block to paste into BENCHMARKS.md, and writes it to
 # target/gpu_check.md.
 #
@@ -43,6 +44,18 @@ else
     fail=1
 fi
 
+if SSLBENCH_TEST_DEVICE=cuda:0 cargo test --release -p sslbench-ops --features "$features" --locked \
+    --test roi_parity 2>&1 | tee target/gpu_roi.log | grep -E "^test |test result"; then
+    say "- RoIPool / RoIAlign parity on cuda:0 (torchvision fixtures, 1e-5): $(grep -c '\.\.\. ok' target/gpu_roi.log) passed, $(grep -c 'FAILED' target/gpu_roi.log) failed"
+else
+    say "- RoI parity on cuda:0: FAILED (target/gpu_roi.log)"
+    fail=1
+fi
+say ""
+say "Fast R-CNN RoI-head step, 4 images x 64 RoIs on 1024x38x63 res4 maps (sslbench):"
+cargo run --release --features "$features" --locked --example frcnn_bench -- --device cuda:0 \
+    --iters 10 2>/dev/null | tee -a "$report"
+
 python=${PYTHON:-python3}
 if $python -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     say ""
@@ -52,6 +65,9 @@ if $python -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     say "Rotation training step, batch 8, 224 px:"
     $python data-scripts/bench_pretrain.py --device cuda:0 --tasks rotation --batch 8 --steps 5 \
         --warmup 2 | grep "^|" | tee -a "$report"
+    say ""
+    say "Fast R-CNN RoI-head step, PyTorch/torchvision:"
+    $python data-scripts/bench_frcnn_torch.py --device cuda --iters 10 --warmup 3 --json | tee -a "$report"
 else
     say "- timings skipped: no PyTorch with CUDA for $python (pip install -r data-scripts/bench-requirements.txt)"
 fi
