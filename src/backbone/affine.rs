@@ -4,9 +4,9 @@
 //! `b - mean s / sqrt(var + eps)`, FAIR's `pickle_caffe2_detection.py` conversion), which no
 //! step of the optimiser changes.
 
-use super::layers::{ConvLayer, BN_EPS};
+use super::layers::{fold_batch_norm, ConvLayer};
 use candle_core::{Result, Tensor};
-use candle_nn::{Init, VarBuilder};
+use candle_nn::VarBuilder;
 use sslbench_ops::{conv2d, max_pool2d, ConvInit, ConvSpec};
 
 /// A convolution whose weight trains, followed by its batch norm frozen as an affine map.
@@ -44,19 +44,8 @@ impl ConvLayer for AffineConv {
                 spec,
             });
         };
-        let get = |name: &str, value: f64| -> Result<Tensor> {
-            Ok(bn
-                .get_with_hints(spec.cout, name, Init::Const(value))?
-                .detach())
-        };
-        let (gamma, beta) = (get("weight", 1.0)?, get("bias", 0.0)?);
-        let (mean, var) = (get("running_mean", 0.0)?, get("running_var", 1.0)?);
-        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-        let shifted = match bias {
-            Some(b) => (b - &mean)?,
-            None => mean.neg()?,
-        };
-        let shift = ((shifted * &scale)? + beta)?;
+        let (scale, shift) = fold_batch_norm(&bn, spec.cout, bias.as_ref())?;
+        let (scale, shift) = (scale.detach(), shift.detach());
         Ok(Self {
             weight,
             scale: Some(scale.reshape((spec.cout, 1, 1, 1))?),

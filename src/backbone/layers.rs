@@ -40,6 +40,28 @@ pub trait ConvLayer: Sized {
     fn max_pool(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor>;
 }
 
+/// An inference-mode batch norm (`weight`, `bias`, `running_mean`, `running_var` under `bn`)
+/// after a convolution with `bias` (if any), as a per-channel scale and shift:
+/// `bn(conv + bias) = scale * conv + shift`, with `scale = gamma / sqrt(var + eps)` and
+/// `shift = (bias - mean) scale + beta`.
+pub(super) fn fold_batch_norm(
+    bn: &VarBuilder,
+    channels: usize,
+    bias: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let gamma = bn.get_with_hints(channels, "weight", Init::Const(1.0))?;
+    let beta = bn.get_with_hints(channels, "bias", Init::Const(0.0))?;
+    let mean = bn.get_with_hints(channels, "running_mean", Init::Const(0.0))?;
+    let var = bn.get_with_hints(channels, "running_var", Init::Const(1.0))?;
+    let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+    let shifted = match bias {
+        Some(b) => (b - &mean)?,
+        None => mean.neg()?,
+    };
+    let shift = ((shifted * &scale)? + beta)?;
+    Ok((scale, shift))
+}
+
 impl ConvLayer for FrozenConv {
     type Shared = ();
 
@@ -59,17 +81,9 @@ impl ConvLayer for FrozenConv {
             false => None,
         };
         if let Some(bn) = bn {
-            let gamma = bn.get_with_hints(spec.cout, "weight", Init::Const(1.0))?;
-            let beta = bn.get_with_hints(spec.cout, "bias", Init::Const(0.0))?;
-            let mean = bn.get_with_hints(spec.cout, "running_mean", Init::Const(0.0))?;
-            let var = bn.get_with_hints(spec.cout, "running_var", Init::Const(1.0))?;
-            let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+            let (scale, shift) = fold_batch_norm(&bn, spec.cout, bias.as_ref())?;
             weight = weight.broadcast_mul(&scale.reshape((spec.cout, 1, 1, 1))?)?;
-            let shifted = match bias {
-                Some(b) => (b - &mean)?,
-                None => mean.neg()?,
-            };
-            bias = Some(((shifted * &scale)? + beta)?);
+            bias = Some(shift);
         }
         Ok(Self { weight, bias, spec })
     }

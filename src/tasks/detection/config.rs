@@ -7,6 +7,7 @@ use super::roidb::RoidbConfig;
 use super::sampling::SamplingConfig;
 use super::voc_eval::EvalConfig;
 use crate::proposals::selective_search::SelectiveSearchConfig;
+use crate::train::schedule::{Decay, LrSchedule};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use sslbench_ops::boxes::BoxCoder;
@@ -151,16 +152,19 @@ impl Default for SolverConfig {
 
 impl SolverConfig {
     /// The learning rate at iteration `it` (Detectron's `get_lr_at_iter`: the step policy
-    /// times the linear warm-up factor).
+    /// times the linear warm-up factor), through the training kit's schedule.
     pub fn lr_at(&self, it: usize) -> f64 {
-        let step = it / self.step_size.max(1);
-        let lr = self.base_lr * self.gamma.powi(step as i32);
-        if it < self.warmup_iters {
-            let alpha = it as f64 / self.warmup_iters as f64;
-            lr * (self.warmup_factor * (1.0 - alpha) + alpha)
-        } else {
-            lr
+        LrSchedule {
+            base: self.base_lr,
+            decay: Decay::Step {
+                gamma: self.gamma,
+                step: self.step_size,
+            },
+            total: self.max_iter,
+            warmup: self.warmup_iters,
+            warmup_factor: self.warmup_factor,
         }
+        .at(it)
     }
 }
 

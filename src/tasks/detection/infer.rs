@@ -5,6 +5,7 @@
 //! then per class a score threshold and greedy NMS, and at most `detections_per_im` per
 //! image over all classes.
 
+use super::blob::scale_test_rois;
 use super::config::DetectionConfig;
 use super::head::FastRcnnHead;
 use super::maps::FrozenMaps;
@@ -78,10 +79,7 @@ pub fn detect_image(
         return Ok(per_class);
     }
     let (frozen, im_scale) = maps.read(entry)?;
-    let rois: Vec<BoxF> = proposals
-        .iter()
-        .map(|b| b.map(|v| (v as f64 * im_scale) as f32))
-        .collect();
+    let rois = scale_test_rois(proposals, im_scale);
     let (unique, inverse) = dedup(&rois, t.dedup_boxes);
     let unique_rois: Vec<BoxF> = unique.iter().map(|&i| rois[i]).collect();
     let (scores, deltas) = score_rois(head, &frozen, &unique_rois, t.roi_chunk, device)?;
