@@ -426,6 +426,7 @@ def prepare_out(out):
 
 
 def main():
+    global CAMERA_DISTANCE, MAX_DISTANCE
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the VOC root to write")
     p.add_argument("--seed", type=int, default=0)
@@ -435,7 +436,15 @@ def main():
     p.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
                    help="comma-separated ViZDoom configs, each with an optional :MAP")
     p.add_argument("--frames-per-episode", type=int, default=FRAMES_PER_EPISODE)
+    p.add_argument("--max-distance", type=float, default=CAMERA_DISTANCE[1],
+                   help="the farthest camera spot from the target object, in map units (a "
+                        "smaller value gives larger objects; the per-class MAX_DISTANCE caps "
+                        "still apply)")
     args = p.parse_args()
+    if not CAMERA_DISTANCE[0] < args.max_distance:
+        sys.exit(f"error: --max-distance must exceed {CAMERA_DISTANCE[0]:g} map units")
+    CAMERA_DISTANCE = (CAMERA_DISTANCE[0], args.max_distance)
+    MAX_DISTANCE = {k: min(v, args.max_distance) for k, v in MAX_DISTANCE.items()}
     try:
         import vizdoom as vzd
     except ImportError:

@@ -74,9 +74,8 @@ pub fn detect_image(
 ) -> Result<Vec<Vec<Detection>>> {
     let t = &cfg.test;
     let proposals = &entry.boxes;
-    let mut per_class: Vec<Vec<Detection>> = vec![Vec::new(); classes + 1];
     if proposals.is_empty() {
-        return Ok(per_class);
+        return Ok(vec![Vec::new(); classes + 1]);
     }
     let (frozen, im_scale) = maps.read(entry)?;
     let rois = scale_test_rois(proposals, im_scale);
@@ -84,27 +83,49 @@ pub fn detect_image(
     let unique_rois: Vec<BoxF> = unique.iter().map(|&i| rois[i]).collect();
     let (scores, deltas) = score_rois(head, &frozen, &unique_rois, t.roi_chunk, device)?;
     let coder = cfg.coder();
+    let boxes_of = |i: usize, j: usize| {
+        if !t.bbox_reg {
+            return proposals[i];
+        }
+        let col = if cfg.sampling.class_agnostic_bbox_reg {
+            1
+        } else {
+            j
+        };
+        let d = &deltas[inverse[i]][4 * col..4 * col + 4];
+        coder.decode(&proposals[i], [d[0], d[1], d[2], d[3]])
+    };
+    Ok(post_process(
+        cfg,
+        entry,
+        classes,
+        |i, j| scores[inverse[i]][j],
+        boxes_of,
+    ))
+}
+
+/// Detections of one image from a score for each (proposal, class) and a box for each
+/// (proposal, class): Detectron's `box_results_with_nms_and_limit`, i.e. per class the
+/// scores above `test.score_thresh`, the boxes clipped to the image, greedy NMS at
+/// `test.nms`, then at most `test.detections_per_im` over all classes.
+fn post_process(
+    cfg: &DetectionConfig,
+    entry: &RoidbEntry,
+    classes: usize,
+    score: impl Fn(usize, usize) -> f32,
+    bbox: impl Fn(usize, usize) -> BoxF,
+) -> Vec<Vec<Detection>> {
+    let t = &cfg.test;
+    let mut per_class: Vec<Vec<Detection>> = vec![Vec::new(); classes + 1];
     for (j, out) in per_class.iter_mut().enumerate().skip(1) {
         let mut boxes = Vec::new();
         let mut kept_scores = Vec::new();
-        for (i, proposal) in proposals.iter().enumerate() {
-            let u = inverse[i];
-            let s = scores[u][j];
+        for i in 0..entry.boxes.len() {
+            let s = score(i, j);
             if s <= t.score_thresh {
                 continue;
             }
-            let b = if t.bbox_reg {
-                let col = if cfg.sampling.class_agnostic_bbox_reg {
-                    1
-                } else {
-                    j
-                };
-                let d = &deltas[u][4 * col..4 * col + 4];
-                coder.decode(proposal, [d[0], d[1], d[2], d[3]])
-            } else {
-                *proposal
-            };
-            boxes.push(clip_box(&b, entry.width, entry.height));
+            boxes.push(clip_box(&bbox(i, j), entry.width, entry.height));
             kept_scores.push(s);
         }
         for k in nms(&boxes, &kept_scores, t.nms as f64) {
@@ -116,7 +137,30 @@ pub fn detect_image(
         }
     }
     limit(&mut per_class, t.detections_per_im);
-    Ok(per_class)
+    per_class
+}
+
+/// The chance baseline of an image: every proposal gets an independent uniform score in
+/// [0, 1) per class and keeps its own box, then the test's threshold, NMS and limit run as
+/// for the trained head. Its mAP is what a head that learned nothing would reach over the
+/// same proposals.
+pub fn random_scores_image(
+    cfg: &DetectionConfig,
+    entry: &RoidbEntry,
+    classes: usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<Vec<Detection>> {
+    let n = entry.boxes.len();
+    let scores: Vec<f32> = (0..n * (classes + 1))
+        .map(|_| rng.random::<f32>())
+        .collect();
+    post_process(
+        cfg,
+        entry,
+        classes,
+        |i, j| scores[i * (classes + 1) + j],
+        |i, _| entry.boxes[i],
+    )
 }
 
 /// Keeps the detections scoring at least the `max`-th highest score of the image (ties at

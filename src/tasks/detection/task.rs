@@ -10,7 +10,7 @@
 use super::config::DetectionConfig;
 use super::draw::{annotate, draw_strip};
 use super::head::FastRcnnHead;
-use super::infer::detect_image;
+use super::infer::{detect_image, random_scores_image};
 use super::maps::{FrozenMaps, MapRequest};
 use super::roidb::{self, RoidbEntry};
 use super::train::train;
@@ -150,6 +150,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let root = ctx.out.join(&ctx.run);
     let mut out = TaskOutput::default();
     let mut per_tap = Vec::new();
+    let chance = chance_map(&cfg, &test_side.datasets, &test_roidb, &classes)?;
     for &tap in ctx.taps {
         let t0 = Instant::now();
         let train_maps = FrozenMaps::get(
@@ -239,6 +240,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         )?;
         let map = scored.map.unwrap_or(0.0);
         let aps = &scored.classes;
+        eprintln!(
+            "{}: mAP {:.2} (random scores over the same proposals: {:.2})",
+            tap.name(),
+            100.0 * map,
+            100.0 * chance
+        );
         if !drawn.is_empty() {
             let images = drawn
                 .iter()
@@ -250,6 +257,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             tap: tap.name().to_string(),
             name: "mAP".into(),
             value: 100.0 * map,
+            ..Default::default()
+        });
+        out.metrics.push(Metric {
+            tap: tap.name().to_string(),
+            name: "mAP_random_scores".into(),
+            value: 100.0 * chance,
             ..Default::default()
         });
         out.tables.push(DetailTable {
@@ -277,6 +290,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         per_tap.push(json!({
             "tap": tap.name(),
             "mAP": 100.0 * map,
+            "mAP_random_scores": 100.0 * chance,
             "ap": aps.iter().map(|a| json!({"class": a.class, "ap": a.ap.map(|ap| 100.0 * ap), "npos": a.npos, "detections": a.detections})).collect::<Vec<_>>(),
             "iterations_run": trained.iterations_run,
             "last_log": trained.last.as_ref().map(|r| json!({"iter": r.iter, "loss_cls": r.loss_cls, "loss_bbox": r.loss_bbox, "accuracy": r.accuracy})),
@@ -301,3 +315,37 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     });
     Ok(out)
 }
+
+/// The mAP of random scores over the test proposals (the same threshold, NMS and limit), with
+/// a fixed seed: the chance level a trained head is compared with.
+fn chance_map(
+    cfg: &DetectionConfig,
+    datasets: &[Dataset],
+    test_roidb: &[RoidbEntry],
+    names: &[String],
+) -> Result<f64> {
+    let classes = names.len();
+    let mut rng = crate::seed::stream(cfg.train.seed, &[CHANCE_STREAM]);
+    let mut dets: Vec<Vec<Detection>> = vec![Vec::new(); classes + 1];
+    for entry in test_roidb {
+        for (j, ds) in random_scores_image(cfg, entry, classes, &mut rng)
+            .into_iter()
+            .enumerate()
+        {
+            dets[j].extend(ds);
+        }
+    }
+    let per_class: Vec<(String, Vec<Detection>)> = names
+        .iter()
+        .cloned()
+        .zip(dets.into_iter().skip(1))
+        .collect();
+    Ok(
+        evaluate(&evaluation_truth(datasets)?, &per_class, &cfg.eval)?
+            .map
+            .unwrap_or(0.0),
+    )
+}
+
+/// The stream number of the chance baseline's draws.
+const CHANCE_STREAM: u64 = 0xc4a2_ce;
