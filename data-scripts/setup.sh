@@ -48,3 +48,13 @@ if [[ ! -f $DOOM/.made-by-$stamp ]]; then
     python3 data-scripts/make_doom_voc.py --out "$DOOM" --seed 0 --train-images 150 --test-images 75
     touch "$DOOM/.made-by-$stamp"
 fi
+
+# NYUv2 reader fixtures (tests/nyuv2_readers.rs): the labelled .mat behind its MATLAB user
+# block, splits.mat, all_normals.pklz and the per-image forms, from the Motorcycle depth (in
+# the scikit-image wheel fetch_samples.sh keeps) and ViZDoom frames; a few seconds, 4 MB.
+NYU=data/samples/nyuv2-fixture
+stamp=$(sha256sum data-scripts/make_nyuv2_fixtures.py | cut -c1-16)
+if [[ ! -f $NYU/.made-by-$stamp ]]; then
+    python3 data-scripts/make_nyuv2_fixtures.py --out "$NYU"
+    touch "$NYU/.made-by-$stamp"
+fi

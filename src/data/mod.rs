@@ -10,6 +10,7 @@ pub mod imagefolder;
 pub mod list;
 pub mod mat5;
 pub mod npy;
+pub mod nyuv2;
 pub mod pickle;
 pub mod transform;
 pub mod voc;
