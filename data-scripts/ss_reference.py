@@ -18,7 +18,7 @@ folders (--images DIR --names ...), whose boxes, if any, come from --hand-boxes 
 hand-drawn boxes, labelled as such in the output). Writes one JSON fixture (--out).
 
   /tmp/tv/bin/python data-scripts/ss_reference.py \
-      --voc data/samples/labelme-voc --split trainval \
+      --voc data/samples/labelme-voc:trainval --voc data/samples/doom-voc:test --max-images 20 \
       --images data/samples/skimage --names astronaut.png coffee.png chelsea.png ... \
       --hand-boxes tests/fixtures/selective_search/hand_boxes.json \
       --out tests/fixtures/selective_search/opencv_reference.json
@@ -118,7 +118,8 @@ def voc_objects(path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--voc", action="append", default=[], help="a VOC-layout root (repeatable)")
+    p.add_argument("--voc", action="append", default=[],
+                   help="a VOC-layout root, ROOT or ROOT:SPLIT (repeatable; SPLIT defaults to --split)")
     p.add_argument("--split", default="trainval", help="ImageSets/Main/<split>.txt of --voc")
     p.add_argument("--max-images", type=int, default=0, help="first N ids per --voc (0: all)")
     p.add_argument("--images", help="a plain folder of photos")
@@ -129,9 +130,13 @@ def main():
     args = p.parse_args()
 
     items = []  # (id, path, gt, gt_source)
-    for root in args.voc:
+    for spec in args.voc:
+        root, split = spec, args.split
+        head, _, tail = spec.rpartition(":")
+        if head and tail and "/" not in tail:
+            root, split = head, tail
         ids = [line.split()[0] for line in open(os.path.join(root, "ImageSets", "Main",
-                                                             args.split + ".txt"))
+                                                             split + ".txt"))
                if line.strip()]
         if args.max_images:
             ids = ids[: args.max_images]

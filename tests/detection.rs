@@ -111,6 +111,10 @@ fn fast_rcnn_trains_detects_caches_resumes_and_matches_the_devkit() {
     assert!(l.iter().all(|x| x.is_finite()), "{l:?}");
     assert!(l[l.len() - 1] < 0.6 * l[0], "the loss did not fall: {l:?}");
     assert!(res4_dir(out.path()).join("detections.png").exists());
+    // The chance level over the same proposals is reported beside the mAP: random scores give
+    // a few hundredths of a point here (about 800 proposals an image, 1-3 objects).
+    let chance = tap["mAP_random_scores"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&chance), "{chance}");
 
     // Our APs against the devkit's rules as data-scripts/voc_eval.py computes them from the
     // comp4 files the run wrote.

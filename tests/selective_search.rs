@@ -1,5 +1,6 @@
 //! Selective search against OpenCV's on real photos (data/samples: the labelme VOC photos
-//! with their ground-truth boxes, scikit-image photos with a few hand-drawn boxes). The
+//! with their ground-truth boxes, scikit-image photos with a few hand-drawn boxes, the first 20
+//! test frames of the ViZDoom detection set with the engine's boxes). The
 //! fixture tests/fixtures/selective_search/opencv_reference.json is written by
 //! data-scripts/ss_reference.py with OpenCV configured to the paper's fast mode (its boxes
 //! under 20 pixels dropped, as the authors' code and ours by default do).
@@ -121,8 +122,10 @@ fn recall_and_box_count_match_opencv_fast_mode_and_boxes_lie_inside() {
             im.paper_fast_min20.seconds
         );
     }
-    assert!(gt >= 15, "{gt} ground-truth boxes");
-    // Within 5 points, or one box where one box is more than that (17 boxes: 5.9 points).
+    // 17 boxes on the photos (VOC annotations and hand-drawn) and 47 objects on 20 frames of the
+    // ViZDoom detection set.
+    assert!(gt >= 60, "{gt} ground-truth boxes");
+    // Within 5 points, or one box where one box is more than that.
     let tolerance = (0.05f64).max(1.0 / gt as f64) + 1e-9;
     for (t, (o, r)) in [0.5, 0.7].iter().zip(ours.iter().zip(&theirs)) {
         let (o, r) = (*o as f64 / gt as f64, *r as f64 / gt as f64);
