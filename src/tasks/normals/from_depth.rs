@@ -92,7 +92,7 @@ impl NormalsFromDepth {
     /// and invalid intrinsics.
     pub fn check(&self) -> Result<()> {
         self.intrinsics.check()?;
-        if self.window < 3 || self.window % 2 == 0 {
+        if self.window < 3 || self.window.is_multiple_of(2) {
             bail!("normals window {} must be odd and at least 3", self.window);
         }
         if self.min_points < 3 || self.min_points > self.window * self.window {
@@ -154,8 +154,8 @@ impl NormalsFromDepth {
             for (col, fit) in fits.iter().enumerate() {
                 if let Some(n) = fit {
                     valid[[row, col]] = true;
-                    for c in 0..3 {
-                        normals[[row, col, c]] = n[c] as f32;
+                    for (c, v) in n.iter().enumerate() {
+                        normals[[row, col, c]] = *v as f32;
                     }
                 }
             }
@@ -257,8 +257,8 @@ mod tests {
         assert!(out.valid.iter().all(|&v| v));
         for row in [0, 20, 47] {
             for col in [0, 31, 63] {
-                for c in 0..3 {
-                    assert!((out.normals[[row, col, c]] as f64 - n[c]).abs() < 1e-4);
+                for (c, want) in n.iter().enumerate() {
+                    assert!((out.normals[[row, col, c]] as f64 - want).abs() < 1e-4);
                 }
             }
         }

@@ -31,7 +31,8 @@ pub struct Intrinsics {
 impl Intrinsics {
     /// The NYU Depth v2 toolbox's RGB camera (`camera_params.m`: `fx_rgb`, `fy_rgb`, `cx_rgb`,
     /// `cy_rgb`), which the labelled set's `depths` and `rawDepths` are registered to, with the
-    /// toolbox's 1-based pixel convention.
+    /// toolbox's 1-based pixel convention. (The toolbox's digits, verbatim.)
+    #[allow(clippy::excessive_precision)]
     pub const NYU_RGB: Intrinsics = Intrinsics {
         fx: 5.188_579_011_745_018_8e2,
         fy: 5.194_696_111_212_748_5e2,

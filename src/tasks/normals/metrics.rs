@@ -36,7 +36,7 @@ pub fn decode_probabilities(probabilities: &[f32], centres: &[[f64; 3]]) -> Resu
     let k = centres.len();
     ensure!(k > 0, "the codebook has no centres");
     ensure!(
-        probabilities.len() % k == 0,
+        probabilities.len().is_multiple_of(k),
         "{} probabilities are not {k} planes (one per codebook centre)",
         probabilities.len()
     );
