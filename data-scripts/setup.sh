@@ -58,3 +58,17 @@ if [[ ! -f $NYU/.made-by-$stamp ]]; then
     python3 data-scripts/make_nyuv2_fixtures.py --out "$NYU"
     touch "$NYU/.made-by-$stamp"
 fi
+
+# The normals parity fixtures (tests/normals_from_depth.rs, tests/normals_metrics.rs): NumPy
+# references of the window-PCA normals on the Middlebury Motorcycle depth of the scikit-image
+# wheel fetched above, and of the evaluation and codebook labels on those normals; about 30 s.
+# Written again only when a script changed.
+NREF=data/samples/normals-ref
+NMET=data/samples/normals-metrics
+stamp=$(cat data-scripts/normals_from_depth_ref.py data-scripts/normals_metrics_ref.py | sha256sum | cut -c1-16)
+if [[ ! -f $NMET/.made-by-$stamp ]]; then
+    rm -rf "$NREF" "$NMET"
+    python3 data-scripts/normals_from_depth_ref.py --out "$NREF"
+    python3 data-scripts/normals_metrics_ref.py --normals "$NREF" --out "$NMET"
+    touch "$NMET/.made-by-$stamp"
+fi

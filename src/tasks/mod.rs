@@ -11,6 +11,7 @@ pub mod features;
 pub mod linear_probe;
 pub mod lowshot;
 pub mod navigation;
+pub mod normals;
 mod runner;
 mod setup;
 pub mod svm;

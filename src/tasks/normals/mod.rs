@@ -1,0 +1,9 @@
+//! Surface normals on NYUv2 (protocols.md section 6, research/normals.md): normals computed
+//! from depth for users without a ground-truth set ([`geometry`], [`from_depth`]), the
+//! 40-cluster codebook and its labels ([`codebook`]), and the paper's evaluation
+//! ([`metrics`]).
+
+pub mod codebook;
+pub mod from_depth;
+pub mod geometry;
+pub mod metrics;
