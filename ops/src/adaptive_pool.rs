@@ -198,7 +198,7 @@ mod cuda {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
     use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result};
+    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -224,7 +224,7 @@ mod cuda {
         }
     }
 
-    fn typed<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
+    fn typed<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
         op: &Resample,
         backward: bool,
         s: &CudaStorage,

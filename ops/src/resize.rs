@@ -328,7 +328,7 @@ mod cuda {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
     use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result};
+    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -352,7 +352,7 @@ mod cuda {
         }
     }
 
-    fn typed<T: RoiFloat + CudaDType + DeviceRepr + ValidAsZeroBits>(
+    fn typed<T: RoiFloat + CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
         op: &Resize,
         backward: bool,
         s: &CudaStorage,
