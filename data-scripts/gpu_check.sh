@@ -51,6 +51,14 @@ else
     say "- RoI parity on cuda:0: FAILED (target/gpu_roi.log)"
     fail=1
 fi
+
+if SSLBENCH_TEST_DEVICE=cuda:0 cargo test --release -p sslbench-ops --features "$features" --locked \
+    --test normals_ops_parity 2>&1 | tee target/gpu_normals_ops.log | grep -E "^test |test result"; then
+    say "- adaptive pooling / bilinear resize parity on cuda:0 (PyTorch fixtures, 1e-5): $(grep -c '\.\.\. ok' target/gpu_normals_ops.log) passed, $(grep -c 'FAILED' target/gpu_normals_ops.log) failed"
+else
+    say "- adaptive pooling / bilinear resize parity on cuda:0: FAILED (target/gpu_normals_ops.log)"
+    fail=1
+fi
 say ""
 say "Fast R-CNN RoI-head step, 4 images x 64 RoIs on 1024x38x63 res4 maps (sslbench):"
 cargo run --release --features "$features" --locked --example frcnn_bench -- --device cuda:0 \
