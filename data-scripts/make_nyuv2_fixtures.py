@@ -54,7 +54,7 @@ Runs in a few seconds; the same arguments give the same arrays (ViZDoom is seede
 
 Usage:
     python3 data-scripts/make_nyuv2_fixtures.py [--out data/samples/nyuv2-fixture]
-        [--vocab shared/data/normals/vocab40.mat] [--seed 7]
+        [--vocab tests/fixtures/normals/vocab40.mat] [--seed 7]
 """
 
 import argparse
@@ -199,19 +199,13 @@ def write_normals_mat(path, n, valid):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="data/samples/nyuv2-fixture")
-    ap.add_argument("--vocab", default=None,
-                    help="vocab40.mat (default: shared/data/normals/vocab40.mat in the repo, "
-                         "else ../shared/data/normals/vocab40.mat beside it)")
+    ap.add_argument("--vocab", default="tests/fixtures/normals/vocab40.mat",
+                    help="vocab40.mat (default: the copy the repository keeps as test data)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     vocab = args.vocab
-    if vocab is None:
-        for candidate in ("shared/data/normals/vocab40.mat", "../shared/data/normals/vocab40.mat"):
-            if os.path.isfile(candidate):
-                vocab = candidate
-                break
-    if vocab is None or not os.path.isfile(vocab):
-        sys.exit("error: vocab40.mat not found: pass --vocab PATH")
+    if not os.path.isfile(vocab):
+        sys.exit(f"error: {vocab} not found: pass --vocab PATH to a vocab40.mat")
     centres = codebook(vocab)
 
     frames = [motorcycle()] + doom_frames(2, args.seed)

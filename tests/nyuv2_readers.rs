@@ -20,14 +20,9 @@ fn fixture(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The shipped codebook: `shared/` in the checkout, else beside it.
+/// The shipped codebook, kept as test data (tests/fixtures/normals/README.md).
 fn vocab40() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["shared", "../shared"]
-        .iter()
-        .map(|d| root.join(d).join("data/normals/vocab40.mat"))
-        .find(|p| p.is_file())
-        .expect("vocab40.mat is in neither shared/data/normals/ nor ../shared/data/normals/")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/normals/vocab40.mat")
 }
 
 struct Expected {
