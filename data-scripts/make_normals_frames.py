@@ -8,7 +8,10 @@ is the engine's 8-bit depth buffer times DOOM_METRES_PER_LEVEL = 0.1 m per level
 scale as make_nyuv2_fixtures.py); level 0 gives rawDepths 0, and `depths` fills those holes
 from the nearest measured pixel. The depth is exact up to that quantisation (it is the
 renderer's own), so normals computed from it (the task's `from_depth` source, a window PCA)
-are the ground truth of the frames up to the 8-bit steps.
+are the ground truth of the frames up to the 8-bit steps. Those steps (0.1 m) would make most
+windows fronto-parallel, so `depths` is the filled depth smoothed by a Gaussian of
+DEPTH_SIGMA = 4 px at 320 x 240 before subsampling (a staircase of 0.1 m steps becomes its
+slope); `rawDepths` keeps the engine's quantised values.
 
 Output (OUT):
   nyu_depth_v2_labeled.mat   MATLAB v7.3 layout (make_nyuv2_fixtures.write_v73): images
@@ -31,6 +34,7 @@ import tempfile
 
 import numpy as np
 import scipy.io
+import scipy.ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_nyuv2_fixtures import DOOM_METRES_PER_LEVEL, fill, write_v73  # noqa: E402
@@ -38,6 +42,7 @@ from make_nyuv2_fixtures import DOOM_METRES_PER_LEVEL, fill, write_v73  # noqa: 
 # Tics per action: turns of about 22 degrees, steps of a few metres of walk.
 TURN_TICS = 6
 STEP_TICS = 10
+DEPTH_SIGMA = 4.0
 
 
 def walk(count, seed):
@@ -97,7 +102,8 @@ def main():
     frames = walk(args.frames, args.seed)
     rgbs = np.stack([f[0][::2, ::2] for f in frames])
     raws = np.stack([f[1][::2, ::2] for f in frames])
-    fills = np.stack([fill(r) for r in raws])
+    fills = np.stack([scipy.ndimage.gaussian_filter(fill(f[1]), DEPTH_SIGMA)[::2, ::2]
+                      for f in frames]).astype(np.float32)
     out = args.out
     if os.path.isdir(out):
         shutil.rmtree(out)
