@@ -59,6 +59,16 @@ if [[ ! -f $NYU/.made-by-$stamp ]]; then
     touch "$NYU/.made-by-$stamp"
 fi
 
+# The normals task's training set (tests/normals_task.rs): 96 ViZDoom frames at 160x120 along a
+# seeded walk, with the engine's depth, in the NYUv2 labelled-.mat layout with a splits.mat;
+# a few seconds, under 1 MB.
+NFR=data/samples/normals-frames
+stamp=$(cat data-scripts/make_normals_frames.py data-scripts/make_nyuv2_fixtures.py | sha256sum | cut -c1-16)
+if [[ ! -f $NFR/.made-by-$stamp ]]; then
+    python3 data-scripts/make_normals_frames.py --out "$NFR"
+    touch "$NFR/.made-by-$stamp"
+fi
+
 # The normals parity fixtures (tests/normals_from_depth.rs, tests/normals_metrics.rs): NumPy
 # references of the window-PCA normals on the Middlebury Motorcycle depth of the scikit-image
 # wheel fetched above, and of the evaluation and codebook labels on those normals; about 30 s.

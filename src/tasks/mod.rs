@@ -42,17 +42,20 @@ pub enum TaskKind {
     Navigation,
     /// `tasks::detection`: Fast R-CNN RoI heads on a frozen conv body.
     Detection,
+    /// `tasks::normals`: a PSPNet decoder for surface normals on NYUv2.
+    Normals,
 }
 
 impl TaskKind {
     /// Every kind, in the order messages list them.
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 7] = [
         TaskKind::Features,
         TaskKind::Svm,
         TaskKind::Lowshot,
         TaskKind::LinearProbe,
         TaskKind::Navigation,
         TaskKind::Detection,
+        TaskKind::Normals,
     ];
 
     /// The kinds' names, comma-separated.
@@ -69,6 +72,7 @@ impl TaskKind {
             TaskKind::LinearProbe => "linear_probe",
             TaskKind::Navigation => "navigation",
             TaskKind::Detection => "detection",
+            TaskKind::Normals => "normals",
         }
     }
 
@@ -81,6 +85,7 @@ impl TaskKind {
             TaskKind::LinearProbe => linear_probe::SECTIONS,
             TaskKind::Navigation => navigation::SECTIONS,
             TaskKind::Detection => detection::SECTIONS,
+            TaskKind::Normals => normals::SECTIONS,
         }
     }
 
@@ -102,6 +107,7 @@ impl TaskKind {
             TaskKind::LinearProbe => linear_probe::run(ctx),
             TaskKind::Navigation => navigation::run(ctx),
             TaskKind::Detection => detection::run(ctx),
+            TaskKind::Normals => normals::run(ctx),
         }
     }
 }
