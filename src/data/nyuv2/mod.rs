@@ -15,7 +15,7 @@ mod splits;
 mod vocab;
 
 pub use ground_truth::{read_normals_mat, read_normals_png, AllNormals, UNIT_TOLERANCE};
-pub use labeled::LabeledMat;
+pub use labeled::{DepthSource, LabeledMat};
 pub use splits::Splits;
 pub use vocab::read_vocab_centres;
 
