@@ -6,8 +6,9 @@
 
 use ndarray::{s, Array2, Array3, Array4, Ix3, Ix4};
 use sslbench::data::nyuv2::{
-    read_normals_mat, read_normals_png, AllNormals, Codebook, LabeledMat, NormalsImage, Splits,
+    read_normals_mat, read_normals_png, AllNormals, LabeledMat, NormalsImage, NormalsMap, Splits,
 };
+use sslbench::tasks::normals::codebook::{Codebook, CodebookSource, IGNORE_LABEL};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -157,30 +158,51 @@ fn per_image_mat_and_png_equal_what_the_script_wrote() {
     }
 }
 
+/// A map's pixels in row-major order, as [`Codebook::labels`] takes them.
+fn pixels(map: &NormalsMap) -> (Vec<[f32; 3]>, Vec<bool>) {
+    let normals = map.normals.as_standard_layout();
+    let triples = normals
+        .as_slice()
+        .unwrap()
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    (triples, map.valid.iter().copied().collect())
+}
+
 #[test]
 fn vocab40_holds_40_unit_centres_and_labels_match_scikit_learn() {
-    let codebook = Codebook::read(&vocab40(), 40).unwrap();
-    assert_eq!(codebook.len(), 40);
+    let codebook = Codebook::from_vocab_mat(&vocab40(), 40).unwrap();
+    assert_eq!(codebook.centres.len(), 40);
     for c in &codebook.centres {
         assert!(((c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt() - 1.0).abs() < 1e-12);
     }
     let first = codebook.centres[0];
     assert!((first[0] - 0.49595648).abs() < 1e-8 && (first[2] - 0.86772804).abs() < 1e-8);
-    assert!(err_text(Codebook::read(&vocab40(), 20)).contains("vocab40.mat"));
+    let CodebookSource::File { path, sha256 } = &codebook.source else {
+        panic!("{:?}", codebook.source)
+    };
+    assert!(path.ends_with("vocab40.mat"));
+    // The published file (research note §1.1).
+    assert_eq!(
+        sha256,
+        "4acfec87c3f02df5795afb171f28002eb16b36382ca4fdc30d4b7fd701cac2fc"
+    );
+    assert!(err_text(Codebook::from_vocab_mat(&vocab40(), 20)).contains("vocab40.mat"));
 
     let e = expected();
     let all = AllNormals::read(&fixture("all_normals.pklz")).unwrap();
     let mut labelled = 0;
     for i in 0..all.len() {
-        let labels = codebook.labels(&all.get(i).unwrap());
+        let map = all.get(i).unwrap();
+        let (normals, valid) = pixels(&map);
+        let labels =
+            Array2::from_shape_vec(map.valid.dim(), codebook.labels(&normals, &valid).unwrap())
+                .unwrap();
         assert_eq!(labels, e.labels.slice(s![i, .., ..]), "labels {i}");
-        labelled += labels.iter().filter(|&&l| l != 255).count();
+        labelled += labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
     }
     assert!(labelled > 100_000);
-    // Ties go to the first centre.
-    let tie = Codebook::from_centres(vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).unwrap();
-    assert_eq!(tie.nearest([0.5, 0.5, 0.0]), 0);
-    assert!(Codebook::from_centres(vec![[0.5, 0.0, 0.0]]).is_err());
 }
 
 #[test]
@@ -224,7 +246,7 @@ fn bad_files_are_refused_with_the_file_named() {
         ),
         (
             fixture("splits.mat"),
-            err_text(Codebook::read(&fixture("splits.mat"), 40)),
+            err_text(Codebook::from_vocab_mat(&fixture("splits.mat"), 40)),
             "no variable `vocabs`",
         ),
         (

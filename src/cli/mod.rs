@@ -1,10 +1,11 @@
 //! The `sslbench` command line: `extract`, `cache ls|verify|rm|export`, `run`, `svm`,
-//! `sweep`, `table`, `pretrain`, `env serve|check`, `nav`.
+//! `sweep`, `table`, `pretrain`, `env serve|check`, `nav`, `proposals`, `normals from-depth`.
 
 mod cache;
 mod env;
 mod extract;
 mod nav;
+mod normals;
 mod pretrain;
 mod proposals;
 mod run;
@@ -47,6 +48,9 @@ enum Command {
     /// Train PPO navigation agents on frozen taps (one per tap and seed), evaluate on held-out
     /// episodes: the short form of `run` for tasks/gibson_nav.toml.
     Nav(nav::NavArgs),
+    /// Surface normals for NYUv2: `from-depth` computes them from the labelled set's depth
+    /// (window PCA) and writes them with their masks as HDF5 that h5py reads.
+    Normals(normals::NormalsArgs),
 }
 
 /// Parses the command line, runs it, and turns an error into a message and exit code 1.
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Env(args) => env::run(args),
         Command::Nav(args) => nav::run(args),
         Command::Proposals(args) => proposals::run(args),
+        Command::Normals(args) => normals::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,7 +51,8 @@ pub(super) fn text(s: &str) -> Result<VarLenUnicode> {
         .map_err(|e| anyhow::anyhow!("cannot store string attribute: {e}"))
 }
 
-pub(super) fn write_attr(file: &hdf5::File, name: &str, value: &str) -> Result<()> {
+/// Writes the string attribute `name` = `value` on `file`.
+pub(crate) fn write_attr(file: &hdf5::File, name: &str, value: &str) -> Result<()> {
     file.new_attr::<VarLenUnicode>()
         .create(name)?
         .write_scalar(&text(value)?)?;

@@ -9,10 +9,47 @@
 use anyhow::{bail, Context, Result};
 use hdf5::Dataset;
 use ndarray::{s, Array2, Array3, Ix2, Ix3};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// NYUv2's frame size, rows x columns.
 const NYU_HW: (usize, usize) = (480, 640);
+
+/// Which depth map of the labelled set to read, by its dataset name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DepthSource {
+    /// `depths`: in-painted (the toolbox's colorization fill), defined everywhere.
+    #[default]
+    #[serde(rename = "depths")]
+    Depths,
+    /// `rawDepths`: the Kinect's measurements, 0 where it measured nothing.
+    #[serde(rename = "rawDepths")]
+    RawDepths,
+}
+
+impl DepthSource {
+    /// The dataset's name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DepthSource::Depths => "depths",
+            DepthSource::RawDepths => "rawDepths",
+        }
+    }
+}
+
+impl FromStr for DepthSource {
+    type Err = anyhow::Error;
+
+    /// `depths` or `rawDepths`.
+    fn from_str(s: &str) -> Result<DepthSource> {
+        match s {
+            "depths" => Ok(DepthSource::Depths),
+            "rawDepths" => Ok(DepthSource::RawDepths),
+            _ => bail!("unknown depth source {s:?}: use `depths` (in-painted) or `rawDepths`"),
+        }
+    }
+}
 
 /// An open `nyu_depth_v2_labeled.mat` (or a file in its layout).
 pub struct LabeledMat {
@@ -154,6 +191,19 @@ impl LabeledMat {
             )
         })?;
         self.plane(d, "rawDepths", i)
+    }
+
+    /// Whether the file holds `rawDepths`.
+    pub fn has_raw_depths(&self) -> bool {
+        self.raw_depths.is_some()
+    }
+
+    /// Frame `i` (0-based) of the depth map `source`, H x W, metres.
+    pub fn depth_from(&self, source: DepthSource, i: usize) -> Result<Array2<f32>> {
+        match source {
+            DepthSource::Depths => self.depth(i),
+            DepthSource::RawDepths => self.raw_depth(i),
+        }
     }
 
     fn plane(&self, d: &Dataset, name: &str, i: usize) -> Result<Array2<f32>> {

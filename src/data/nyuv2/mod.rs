@@ -9,15 +9,15 @@
 //! codebook's frame, a mask H x W `bool`. NYU indices are 1-based, as in `splits.mat` and the
 //! file names; positions in the labelled file are 0-based.
 
-mod codebook;
 mod ground_truth;
 mod labeled;
 mod splits;
+mod vocab;
 
-pub use codebook::{Codebook, IGNORE_LABEL};
 pub use ground_truth::{read_normals_mat, read_normals_png, AllNormals, UNIT_TOLERANCE};
-pub use labeled::LabeledMat;
+pub use labeled::{DepthSource, LabeledMat};
 pub use splits::Splits;
+pub use vocab::read_vocab_centres;
 
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Array3};

@@ -2,7 +2,8 @@
 //! labels, and k-means on training normals for users without `vocab40.mat`, saved as a small
 //! JSON file with its seed and a digest of the data it was fitted on.
 
-use crate::atomic::write_atomic;
+use crate::atomic::{file_sha256, write_atomic};
+use crate::data::nyuv2::read_vocab_centres;
 use crate::seed::SplitMix;
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
@@ -96,6 +97,21 @@ impl Codebook {
             bail!("codebook centre {i} is not finite: {:?}", centres[i]);
         }
         Ok(Codebook { centres, source })
+    }
+
+    /// The `k` centres of a codebook file such as `vocab40.mat` (MATLAB v5, `vocabs{1}.normals`,
+    /// checked as unit vectors by [`read_vocab_centres`]), with the file's name and SHA-256 as
+    /// the source.
+    pub fn from_vocab_mat(path: &Path, k: usize) -> Result<Codebook> {
+        let centres = read_vocab_centres(path, k)?;
+        let sha256 = file_sha256(path, || {
+            format!("cannot read the codebook {}", path.display())
+        })?;
+        let source = CodebookSource::File {
+            path: path.display().to_string(),
+            sha256,
+        };
+        Codebook::new(centres, source).with_context(|| format!("in {}", path.display()))
     }
 
     /// The label of one normal: its nearest centre ([`Codebook::labels`]).

@@ -6,12 +6,11 @@
 //! most common cluster of the training pixels and the mean training normal per pixel
 //! position.
 
-use super::codebook::{Codebook, CodebookSource, KMeans, IGNORE_LABEL};
+use super::codebook::{Codebook, KMeans, IGNORE_LABEL};
 use super::config::NormalsConfig;
 use super::dataset::{NyuFrames, Placement};
 use crate::data::nyuv2::NormalsImage;
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// One training frame's labels at one short side.
@@ -92,16 +91,7 @@ pub fn downsampled(
 fn codebook(cfg: &NormalsConfig, frames: &NyuFrames, save: &std::path::Path) -> Result<Codebook> {
     if let Some(path) = cfg.data.codebook.as_deref().filter(|p| !p.is_empty()) {
         let path = cfg.data.resolve(path)?;
-        let read = crate::data::nyuv2::Codebook::read(&path, cfg.codebook.k)?;
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Codebook::new(
-            read.centres,
-            CodebookSource::File {
-                path: path.display().to_string(),
-                sha256: hex::encode(Sha256::digest(&bytes)),
-            },
-        );
+        return Codebook::from_vocab_mat(&path, cfg.codebook.k);
     }
     if save.exists() {
         let c = Codebook::load(save)?;
