@@ -14,10 +14,10 @@
 //! results do not depend on the thread count and CUDA needs no atomics. PyTorch computes a
 //! 1 x 1 output as `mean`, which sums in another order: the same value up to rounding.
 
-use crate::element::Element;
+use crate::custom::{apply, MapKernel};
 use crate::resample::Resample;
 use crate::roi_common::{MapView, RoiFloat};
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Adaptive average pooling of `x` (N x C x H x W, f32 or f64, any strides) to `output` =
@@ -25,7 +25,7 @@ use rayon::prelude::*;
 /// Differentiable. Fails on an empty map or a zero output size.
 pub fn adaptive_avg_pool2d(x: &Tensor, output: (usize, usize)) -> Result<Tensor> {
     let shape = Resample::check("adaptive_avg_pool2d", x, output)?;
-    x.apply_op1(AdaptiveAvgPoolOp(shape))
+    apply(x, AdaptiveAvgPool(shape))
 }
 
 /// [`adaptive_avg_pool2d`] from candle ops, slow and obviously correct: each bin's window
@@ -75,16 +75,33 @@ fn holders(i: usize, out: usize, len: usize) -> std::ops::Range<usize> {
     start(i, len, out)..end(i, len, out)
 }
 
-impl Resample {
-    fn pool_forward<T: RoiFloat>(&self, x: &[T], v: MapView) -> Vec<T> {
-        let bins = self.oh * self.ow;
-        let mut y = vec![T::default(); self.planes() * bins];
+/// One adaptive average pooling call: its shapes.
+#[derive(Clone, Copy, Debug)]
+struct AdaptiveAvgPool(Resample);
+
+impl MapKernel for AdaptiveAvgPool {
+    const OP: &'static str = "adaptive_avg_pool2d";
+    const NAME: &'static str = "sslbench-adaptive-avg-pool";
+    const BACKWARD_NAME: &'static str = "sslbench-adaptive-avg-pool-backward";
+
+    fn output(&self) -> Shape {
+        self.0.output().into()
+    }
+
+    fn input(&self) -> Shape {
+        self.0.input().into()
+    }
+
+    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, _: &[T]) -> Result<Vec<T>> {
+        let s = self.0;
+        let bins = s.oh * s.ow;
+        let mut y = vec![T::default(); s.planes() * bins];
         y.par_chunks_mut(bins).enumerate().for_each(|(p, out)| {
-            let plane = &x[v.plane(p / self.c, p % self.c)..];
+            let plane = &x[v.plane(p / s.c, p % s.c)..];
             for (i, o) in out.iter_mut().enumerate() {
-                let (oy, ox) = (i / self.ow, i % self.ow);
-                let (y0, y1) = (start(oy, self.oh, self.h), end(oy, self.oh, self.h));
-                let (x0, x1) = (start(ox, self.ow, self.w), end(ox, self.ow, self.w));
+                let (oy, ox) = (i / s.ow, i % s.ow);
+                let (y0, y1) = (start(oy, s.oh, s.h), end(oy, s.oh, s.h));
+                let (x0, x1) = (start(ox, s.ow, s.w), end(ox, s.ow, s.w));
                 let mut sum = T::default();
                 for yy in y0..y1 {
                     for xx in x0..x1 {
@@ -94,97 +111,39 @@ impl Resample {
                 *o = sum / T::from_i64((y1 - y0) as i64) / T::from_i64((x1 - x0) as i64);
             }
         });
-        y
+        Ok(y)
     }
 
-    fn pool_backward<T: RoiFloat>(&self, dy: &[T]) -> Vec<T> {
-        let (hw, bins) = (self.h * self.w, self.oh * self.ow);
-        let mut dx = vec![T::default(); self.planes() * hw];
+    fn backward<T: RoiFloat>(&self, dy: &[T], _: &[T], _: MapView, _: &[T]) -> Result<Vec<T>> {
+        let s = self.0;
+        let (hw, bins) = (s.h * s.w, s.oh * s.ow);
+        let mut dx = vec![T::default(); s.planes() * hw];
         dx.par_chunks_mut(hw).enumerate().for_each(|(p, grad)| {
             let dy = &dy[p * bins..(p + 1) * bins];
             for (i, g) in grad.iter_mut().enumerate() {
-                let (iy, ix) = (i / self.w, i % self.w);
+                let (iy, ix) = (i / s.w, i % s.w);
                 let mut acc = T::default();
-                for oy in holders(iy, self.oh, self.h) {
-                    let kh =
-                        T::from_i64((end(oy, self.oh, self.h) - start(oy, self.oh, self.h)) as i64);
-                    for ox in holders(ix, self.ow, self.w) {
-                        let kw = T::from_i64(
-                            (end(ox, self.ow, self.w) - start(ox, self.ow, self.w)) as i64,
-                        );
-                        acc += dy[oy * self.ow + ox] / kh / kw;
+                for oy in holders(iy, s.oh, s.h) {
+                    let kh = T::from_i64((end(oy, s.oh, s.h) - start(oy, s.oh, s.h)) as i64);
+                    for ox in holders(ix, s.ow, s.w) {
+                        let kw = T::from_i64((end(ox, s.ow, s.w) - start(ox, s.ow, s.w)) as i64);
+                        acc += dy[oy * s.ow + ox] / kh / kw;
                     }
                 }
                 *g = acc;
             }
         });
-        dx
-    }
-}
-
-/// x -> the pooled map.
-struct AdaptiveAvgPoolOp(Resample);
-
-impl CustomOp1 for AdaptiveAvgPoolOp {
-    fn name(&self) -> &'static str {
-        "sslbench-adaptive-avg-pool"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "adaptive_avg_pool2d";
-        let v = MapView::of(OP, xl)?;
-        let y = crate::with_element!(xs, OP, |T| {
-            T::storage(self.0.pool_forward::<T>(T::buffer(xs, OP, "map")?, v))
-        });
-        Ok((y, self.0.output().into()))
+        Ok(dx)
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
+    fn cuda<T: crate::roi_common::cuda::CudaFloat>(
         &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((
-            cuda::launch(&self.0, false, xs, xl)?,
-            self.0.output().into(),
-        ))
-    }
-
-    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let dx = grad
-            .contiguous()?
-            .apply_op1_no_bwd(&AdaptiveAvgPoolBackward(self.0))?;
-        Ok(Some(dx))
-    }
-}
-
-/// dy -> dx.
-struct AdaptiveAvgPoolBackward(Resample);
-
-impl CustomOp1 for AdaptiveAvgPoolBackward {
-    fn name(&self) -> &'static str {
-        "sslbench-adaptive-avg-pool-backward"
-    }
-
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "adaptive_avg_pool2d backward";
-        let dx = crate::with_element!(gs, OP, |T| {
-            T::storage(
-                self.0
-                    .pool_backward::<T>(T::slice(gs, gl, OP, "output gradient")?),
-            )
-        });
-        Ok((dx, self.0.input().into()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((cuda::launch(&self.0, true, gs, gl)?, self.0.input().into()))
+        dy: Option<crate::custom::CudaArg>,
+        x: crate::custom::CudaArg,
+        _: crate::custom::CudaArg,
+    ) -> Result<candle_core::CudaStorage> {
+        cuda::launch::<T>(&self.0, dy, x)
     }
 }
 
@@ -192,13 +151,14 @@ impl CustomOp1 for AdaptiveAvgPoolBackward {
 /// CPU's arithmetic in the CPU's order.
 #[cfg(feature = "cuda")]
 mod cuda {
+    use crate::custom::CudaArg;
     use crate::resample::Resample;
-    use crate::roi_common::cuda::{grid, Module};
+    use crate::roi_common::cuda::{grid, CudaFloat, Module};
     use crate::roi_common::MapView;
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
-    use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, Result};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -207,43 +167,24 @@ mod cuda {
         ptx: OnceLock::new(),
     };
 
-    /// The forward (`backward` false: `s` is the map) or the backward (`s` is the contiguous
-    /// output gradient).
-    pub(super) fn launch(
+    /// The forward (`dy` None: the pooled map) or the backward (`dy`, contiguous: the input
+    /// gradient).
+    pub(super) fn launch<T: CudaFloat>(
         op: &Resample,
-        backward: bool,
-        s: &CudaStorage,
-        l: &Layout,
+        dy: Option<CudaArg>,
+        x: CudaArg,
     ) -> Result<CudaStorage> {
-        match s.dtype() {
-            DType::F32 => typed::<f32>(op, backward, s, l),
-            DType::F64 => typed::<f64>(op, backward, s, l),
-            d => candle_core::bail!(
-                "adaptive_avg_pool2d: {d:?} is not supported on CUDA (f32 or f64)"
-            ),
-        }
-    }
-
-    fn typed<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
-        op: &Resample,
-        backward: bool,
-        s: &CudaStorage,
-        l: &Layout,
-    ) -> Result<CudaStorage> {
-        let dev = s.device().clone();
-        let (kernel, len, v) = if backward {
-            let v = MapView {
-                start: l.start_offset(),
-                sn: op.c * op.oh * op.ow,
-                sc: op.oh * op.ow,
-                sh: op.ow,
-                sw: 1,
-            };
-            ("adaptive_avg_pool_bwd", op.planes() * op.h * op.w, v)
-        } else {
-            let v = MapView::of("adaptive_avg_pool2d", l)?;
-            ("adaptive_avg_pool_fwd", op.planes() * op.oh * op.ow, v)
+        let (kernel, len, s, v) = match dy {
+            Some((gs, gl)) => {
+                let v = MapView::contiguous(gl.start_offset(), op.output());
+                ("adaptive_avg_pool_bwd", op.planes() * op.h * op.w, gs, v)
+            }
+            None => {
+                let v = MapView::of("adaptive_avg_pool2d", x.1)?;
+                ("adaptive_avg_pool_fwd", op.planes() * op.oh * op.ow, x.0, v)
+            }
         };
+        let dev = s.device().clone();
         let src = s.as_cuda_slice::<T>()?.slice(v.start..);
         let out = dev.alloc_zeros::<T>(len)?;
         let func = MODULE.function(&dev, kernel, T::DTYPE)?;

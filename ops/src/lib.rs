@@ -21,6 +21,7 @@ pub mod batch_norm;
 pub mod boxes;
 pub mod conv;
 mod conv_cpu;
+mod custom;
 pub mod dropout;
 pub mod element;
 pub mod gemm;

@@ -17,10 +17,10 @@
 //! thread, so the results do not depend on the thread count and CUDA needs no atomics. Both
 //! devices read per-axis tables of cells and weights computed once per call on the host.
 
-use crate::element::Element;
+use crate::custom::{apply, MapKernel};
 use crate::resample::Resample;
 use crate::roi_common::{MapView, RoiFloat};
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -30,10 +30,11 @@ use std::ops::Range;
 /// Differentiable. Fails on an empty map or a zero output size.
 pub fn resize_bilinear(x: &Tensor, output: (usize, usize), align_corners: bool) -> Result<Tensor> {
     let shape = Resample::check("resize_bilinear", x, output)?;
-    x.apply_op1(ResizeOp(Resize {
+    let op = Resize {
         shape,
         align_corners,
-    }))
+    };
+    apply(x, op)
 }
 
 /// [`resize_bilinear`] from candle ops, slow and obviously correct: `My · x · Mxᵀ` with each
@@ -181,8 +182,22 @@ impl Resize {
             Axis::new(s.w, s.ow, self.align_corners),
         )
     }
+}
 
-    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView) -> Vec<T> {
+impl MapKernel for Resize {
+    const OP: &'static str = "resize_bilinear";
+    const NAME: &'static str = "sslbench-resize-bilinear";
+    const BACKWARD_NAME: &'static str = "sslbench-resize-bilinear-backward";
+
+    fn output(&self) -> Shape {
+        self.shape.output().into()
+    }
+
+    fn input(&self) -> Shape {
+        self.shape.input().into()
+    }
+
+    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, _: &[T]) -> Result<Vec<T>> {
         let s = self.shape;
         let (ay, ax) = self.axes::<T>();
         let cells = s.oh * s.ow;
@@ -197,10 +212,10 @@ impl Resize {
                 *o = row(ty.low) * ty.w_low + row(ty.high) * ty.w_high;
             }
         });
-        y
+        Ok(y)
     }
 
-    fn backward<T: RoiFloat>(&self, dy: &[T]) -> Vec<T> {
+    fn backward<T: RoiFloat>(&self, dy: &[T], _: &[T], _: MapView, _: &[T]) -> Result<Vec<T>> {
         let s = self.shape;
         let (ay, ax) = self.axes::<T>();
         let (hw, cells) = (s.h * s.w, s.oh * s.ow);
@@ -225,76 +240,17 @@ impl Resize {
                 *g = acc;
             }
         });
-        dx
-    }
-}
-
-/// x -> the resized map.
-struct ResizeOp(Resize);
-
-impl CustomOp1 for ResizeOp {
-    fn name(&self) -> &'static str {
-        "sslbench-resize-bilinear"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "resize_bilinear";
-        let v = MapView::of(OP, xl)?;
-        let y = crate::with_element!(xs, OP, |T| {
-            T::storage(self.0.forward::<T>(T::buffer(xs, OP, "map")?, v))
-        });
-        Ok((y, self.0.shape.output().into()))
+        Ok(dx)
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
+    fn cuda<T: crate::roi_common::cuda::CudaFloat>(
         &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((
-            cuda::launch(&self.0, false, xs, xl)?,
-            self.0.shape.output().into(),
-        ))
-    }
-
-    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let dx = grad
-            .contiguous()?
-            .apply_op1_no_bwd(&ResizeBackward(self.0))?;
-        Ok(Some(dx))
-    }
-}
-
-/// dy -> dx.
-struct ResizeBackward(Resize);
-
-impl CustomOp1 for ResizeBackward {
-    fn name(&self) -> &'static str {
-        "sslbench-resize-bilinear-backward"
-    }
-
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "resize_bilinear backward";
-        let dx = crate::with_element!(gs, OP, |T| {
-            T::storage(
-                self.0
-                    .backward::<T>(T::slice(gs, gl, OP, "output gradient")?),
-            )
-        });
-        Ok((dx, self.0.shape.input().into()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((
-            cuda::launch(&self.0, true, gs, gl)?,
-            self.0.shape.input().into(),
-        ))
+        dy: Option<crate::custom::CudaArg>,
+        x: crate::custom::CudaArg,
+        _: crate::custom::CudaArg,
+    ) -> Result<candle_core::CudaStorage> {
+        cuda::launch::<T>(self, dy, x)
     }
 }
 
@@ -323,12 +279,13 @@ fn flat_tables<T: RoiFloat>(ay: &Axis<T>, ax: &Axis<T>) -> (Vec<i32>, Vec<T>) {
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::{flat_tables, Resize};
-    use crate::roi_common::cuda::{grid, Module};
-    use crate::roi_common::{MapView, RoiFloat};
+    use crate::custom::CudaArg;
+    use crate::roi_common::cuda::{grid, CudaFloat, Module};
+    use crate::roi_common::MapView;
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
-    use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, Result};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -337,42 +294,25 @@ mod cuda {
         ptx: OnceLock::new(),
     };
 
-    /// The forward (`backward` false: `s` is the map) or the backward (`s` is the contiguous
-    /// output gradient).
-    pub(super) fn launch(
+    /// The forward (`dy` None: the resized map) or the backward (`dy`, contiguous: the input
+    /// gradient).
+    pub(super) fn launch<T: CudaFloat>(
         op: &Resize,
-        backward: bool,
-        s: &CudaStorage,
-        l: &Layout,
-    ) -> Result<CudaStorage> {
-        match s.dtype() {
-            DType::F32 => typed::<f32>(op, backward, s, l),
-            DType::F64 => typed::<f64>(op, backward, s, l),
-            d => candle_core::bail!("resize_bilinear: {d:?} is not supported on CUDA (f32 or f64)"),
-        }
-    }
-
-    fn typed<T: RoiFloat + CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
-        op: &Resize,
-        backward: bool,
-        s: &CudaStorage,
-        l: &Layout,
+        dy: Option<CudaArg>,
+        x: CudaArg,
     ) -> Result<CudaStorage> {
         let sh = op.shape;
-        let dev = s.device().clone();
-        let (kernel, len, v) = if backward {
-            let v = MapView {
-                start: l.start_offset(),
-                sn: sh.c * sh.oh * sh.ow,
-                sc: sh.oh * sh.ow,
-                sh: sh.ow,
-                sw: 1,
-            };
-            ("resize_bilinear_bwd", sh.planes() * sh.h * sh.w, v)
-        } else {
-            let v = MapView::of("resize_bilinear", l)?;
-            ("resize_bilinear_fwd", sh.planes() * sh.oh * sh.ow, v)
+        let (kernel, len, s, v) = match dy {
+            Some((gs, gl)) => {
+                let v = MapView::contiguous(gl.start_offset(), sh.output());
+                ("resize_bilinear_bwd", sh.planes() * sh.h * sh.w, gs, v)
+            }
+            None => {
+                let v = MapView::of("resize_bilinear", x.1)?;
+                ("resize_bilinear_fwd", sh.planes() * sh.oh * sh.ow, x.0, v)
+            }
         };
+        let dev = s.device().clone();
         let (ay, ax) = op.axes::<T>();
         let (ints, weights) = flat_tables(&ay, &ax);
         let ints = dev.clone_htod(&ints)?;

@@ -16,9 +16,9 @@
 //! to torchvision's CPU kernel in f32 and independent of the thread count. CUDA: one thread per
 //! output; the backward adds with atomicAdd, so its sums are not bit-deterministic.
 
-use crate::element::Element;
+use crate::custom::{apply_with, MapKernel};
 use crate::roi_common::{prepare, read_rois, MapView, Roi, RoiFloat, RoiShape};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// RoIAlign of `x` (N x C x H x W, f32 or f64, any strides) over `rois` (R x 5 rows
@@ -36,15 +36,13 @@ pub fn roi_align(
     aligned: bool,
 ) -> Result<Tensor> {
     let (shape, rois) = prepare("roi_align", x, rois, output)?;
-    x.apply_op2(
-        &rois,
-        RoiAlignOp(RoiAlign {
-            shape,
-            scale: spatial_scale,
-            sampling_ratio,
-            aligned,
-        }),
-    )
+    let op = RoiAlign {
+        shape,
+        scale: spatial_scale,
+        sampling_ratio,
+        aligned,
+    };
+    apply_with(x, &rois, op)
 }
 
 /// One RoIAlign call: its shapes and parameters.
@@ -150,8 +148,23 @@ impl RoiAlign {
             count: T::from_i64((gh * gw).max(1) as i64),
         }
     }
+}
 
-    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, rois: &[Roi<T>]) -> Vec<T> {
+impl MapKernel for RoiAlign {
+    const OP: &'static str = "roi_align";
+    const NAME: &'static str = "sslbench-roi-align";
+    const BACKWARD_NAME: &'static str = "sslbench-roi-align-backward";
+
+    fn output(&self) -> Shape {
+        self.shape.output().into()
+    }
+
+    fn input(&self) -> Shape {
+        self.shape.input().into()
+    }
+
+    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, rois: &[T]) -> Result<Vec<T>> {
+        let rois = read_rois(rois, self.shape.n, Self::OP)?;
         let s = self.shape;
         let bins = s.ph * s.pw;
         let mut y = vec![T::default(); s.r * s.c * bins];
@@ -175,10 +188,11 @@ impl RoiAlign {
                     }
                 });
             });
-        y
+        Ok(y)
     }
 
-    fn backward<T: RoiFloat>(&self, dy: &[T], rois: &[Roi<T>]) -> Vec<T> {
+    fn backward<T: RoiFloat>(&self, dy: &[T], _: &[T], _: MapView, rois: &[T]) -> Result<Vec<T>> {
+        let rois = read_rois(rois, self.shape.n, Self::OP)?;
         let s = self.shape;
         let (hw, bins) = (s.h * s.w, s.ph * s.pw);
         let mut dx = vec![T::default(); s.n * s.c * hw];
@@ -203,7 +217,17 @@ impl RoiAlign {
                 }
             });
         }
-        dx
+        Ok(dx)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda<T: crate::roi_common::cuda::CudaFloat>(
+        &self,
+        dy: Option<crate::custom::CudaArg>,
+        x: crate::custom::CudaArg,
+        rois: crate::custom::CudaArg,
+    ) -> Result<candle_core::CudaStorage> {
+        cuda::launch::<T>(self, dy, x, rois)
     }
 }
 
@@ -226,108 +250,18 @@ fn corners<T: RoiFloat>(ys: &Sample<T>, xs: &Sample<T>) -> ([(usize, usize); 4],
     )
 }
 
-/// (x, rois) -> the aligned RoIs.
-struct RoiAlignOp(RoiAlign);
-
-impl CustomOp2 for RoiAlignOp {
-    fn name(&self) -> &'static str {
-        "sslbench-roi-align"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        rs: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "roi_align";
-        let v = MapView::of(OP, xl)?;
-        let y = crate::with_element!(xs, OP, |T| {
-            let rois = read_rois(T::slice(rs, rl, OP, "rois")?, self.0.shape.n, OP)?;
-            T::storage(self.0.forward::<T>(T::buffer(xs, OP, "map")?, v, &rois))
-        });
-        Ok((y, self.0.shape.output().into()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        rs: &candle_core::CudaStorage,
-        rl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = cuda::launch(&self.0, None, (xs, xl), (rs, rl))?;
-        Ok((y, self.0.shape.output().into()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        rois: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = grad
-            .contiguous()?
-            .apply_op3_no_bwd(x, rois, &RoiAlignBackward(self.0))?;
-        Ok((Some(dx), None))
-    }
-}
-
-/// (dy, x, rois) -> dx (the map gives only its type and device).
-struct RoiAlignBackward(RoiAlign);
-
-impl CustomOp3 for RoiAlignBackward {
-    fn name(&self) -> &'static str {
-        "sslbench-roi-align-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        xs: &CpuStorage,
-        _: &Layout,
-        rs: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "roi_align backward";
-        let dx = crate::with_element!(xs, OP, |T| {
-            let rois = read_rois(T::slice(rs, rl, OP, "rois")?, self.0.shape.n, OP)?;
-            let dy = T::slice(gs, gl, OP, "output gradient")?;
-            T::storage(self.0.backward::<T>(dy, &rois))
-        });
-        Ok((dx, self.0.shape.input().into()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        rs: &candle_core::CudaStorage,
-        rl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let dx = cuda::launch(&self.0, Some((gs, gl)), (xs, xl), (rs, rl))?;
-        Ok((dx, self.0.shape.input().into()))
-    }
-}
-
 /// The CUDA kernels: one thread per output, the same arithmetic as the CPU's (no fused
 /// multiply-adds); the backward scatters with atomicAdd.
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::RoiAlign;
-    use crate::roi_common::cuda::{grid, Module};
-    use crate::roi_common::MapView;
+    use crate::custom::CudaArg;
+    use crate::roi_common::cuda::{grid, CudaFloat, Module};
+    use crate::roi_common::{MapView, RoiFloat};
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
-    use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, Result};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -421,24 +355,11 @@ ROI_ALIGN_KERNELS(double, f64)
 "#;
 
     /// The forward (`dy` None: the aligned RoIs) or the backward (`dy`: the input gradient).
-    pub(super) fn launch(
+    pub(super) fn launch<T: CudaFloat>(
         op: &RoiAlign,
-        dy: Option<(&CudaStorage, &Layout)>,
-        x: (&CudaStorage, &Layout),
-        rois: (&CudaStorage, &Layout),
-    ) -> Result<CudaStorage> {
-        match x.0.dtype() {
-            DType::F32 => typed::<f32>(op, dy, x, rois),
-            DType::F64 => typed::<f64>(op, dy, x, rois),
-            d => candle_core::bail!("roi_align: {d:?} is not supported on CUDA (f32 or f64)"),
-        }
-    }
-
-    fn typed<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
-        op: &RoiAlign,
-        dy: Option<(&CudaStorage, &Layout)>,
-        (xs, xl): (&CudaStorage, &Layout),
-        (rs, rl): (&CudaStorage, &Layout),
+        dy: Option<CudaArg>,
+        (xs, xl): CudaArg,
+        (rs, rl): CudaArg,
     ) -> Result<CudaStorage> {
         let s = op.shape;
         let dev = xs.device().clone();
@@ -456,7 +377,7 @@ ROI_ALIGN_KERNELS(double, f64)
             None => xs.as_cuda_slice::<T>()?.slice(v.start..),
         };
         let func = MODULE.function(&dev, kernel, T::DTYPE)?;
-        let scale = T::from_f64(op.scale as f64);
+        let scale = <T as RoiFloat>::from_f32(op.scale);
         let flags = [op.aligned as i32, op.sampling_ratio as i32];
         let dims = [s.n, s.c, s.h, s.w, s.r, s.ph, s.pw].map(|d| d as i32);
         let strides = [v.sn, v.sc, v.sh, v.sw].map(|d| d as i64);

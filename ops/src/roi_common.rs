@@ -128,6 +128,18 @@ impl MapView {
         self.start + b * self.sn + c * self.sc
     }
 
+    /// The view of a contiguous N x C x H x W map whose element (0, 0, 0, 0) is at `start`.
+    #[cfg(feature = "cuda")]
+    pub fn contiguous(start: usize, (_, c, h, w): (usize, usize, usize, usize)) -> Self {
+        Self {
+            start,
+            sn: c * h * w,
+            sc: h * w,
+            sh: w,
+            sw: 1,
+        }
+    }
+
     /// The offset of (row, column) within a plane.
     #[inline]
     pub fn at(&self, y: usize, x: usize) -> usize {
@@ -217,10 +229,21 @@ pub(crate) fn read_rois<T: RoiFloat>(rois: &[T], n: usize, op: &str) -> Result<V
 /// (no build-time nvcc), and loaded once per device by candle.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
-    use candle_core::cuda_backend::cudarc::driver::CudaFunction;
+    use super::RoiFloat;
+    use candle_core::cuda_backend::cudarc::driver::{CudaFunction, DeviceRepr, ValidAsZeroBits};
     use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
-    use candle_core::{CudaDevice, DType, Result};
+    use candle_core::cuda_backend::CudaDType;
+    use candle_core::{CudaDevice, DType, Result, WithDType};
     use std::sync::OnceLock;
+
+    /// An element type of the CUDA kernels (f32, f64): a CPU kernel type that candle and
+    /// cudarc move to and from the device.
+    pub(crate) trait CudaFloat:
+        RoiFloat + CudaDType + DeviceRepr + ValidAsZeroBits + WithDType
+    {
+    }
+
+    impl<T: RoiFloat + CudaDType + DeviceRepr + ValidAsZeroBits + WithDType> CudaFloat for T {}
 
     /// Shared device code: a double atomicAdd for devices older than sm_60 and the references'
     /// rounding functions by type.

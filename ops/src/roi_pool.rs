@@ -14,9 +14,9 @@
 //! to torchvision in f32 and independent of the thread count. CUDA: one thread per output;
 //! the backward adds with atomicAdd, so its sums are not bit-deterministic.
 
-use crate::element::Element;
+use crate::custom::{apply_with, MapKernel};
 use crate::roi_common::{prepare, read_rois, MapView, Roi, RoiFloat, RoiShape};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -32,13 +32,11 @@ pub fn roi_pool(
     spatial_scale: f32,
 ) -> Result<Tensor> {
     let (shape, rois) = prepare("roi_pool", x, rois, output)?;
-    x.apply_op2(
-        &rois,
-        RoiPoolOp(RoiPool {
-            shape,
-            scale: spatial_scale,
-        }),
-    )
+    let op = RoiPool {
+        shape,
+        scale: spatial_scale,
+    };
+    apply_with(x, &rois, op)
 }
 
 /// One RoIPool call: its shapes and scale.
@@ -100,8 +98,23 @@ impl RoiPool {
         let s = &self.shape;
         (axis(y1, y2, s.ph, s.h), axis(x1, x2, s.pw, s.w))
     }
+}
 
-    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, rois: &[Roi<T>]) -> Vec<T> {
+impl MapKernel for RoiPool {
+    const OP: &'static str = "roi_pool";
+    const NAME: &'static str = "sslbench-roi-pool";
+    const BACKWARD_NAME: &'static str = "sslbench-roi-pool-backward";
+
+    fn output(&self) -> Shape {
+        self.shape.output().into()
+    }
+
+    fn input(&self) -> Shape {
+        self.shape.input().into()
+    }
+
+    fn forward<T: RoiFloat>(&self, x: &[T], v: MapView, rois: &[T]) -> Result<Vec<T>> {
+        let rois = read_rois(rois, self.shape.n, Self::OP)?;
         let s = self.shape;
         let bins = s.ph * s.pw;
         let mut y = vec![T::default(); s.r * s.c * bins];
@@ -116,10 +129,11 @@ impl RoiPool {
                     }
                 });
             });
-        y
+        Ok(y)
     }
 
-    fn backward<T: RoiFloat>(&self, dy: &[T], x: &[T], v: MapView, rois: &[Roi<T>]) -> Vec<T> {
+    fn backward<T: RoiFloat>(&self, dy: &[T], x: &[T], v: MapView, rois: &[T]) -> Result<Vec<T>> {
+        let rois = read_rois(rois, self.shape.n, Self::OP)?;
         let s = self.shape;
         let (hw, bins) = (s.h * s.w, s.ph * s.pw);
         let mut dx = vec![T::default(); s.n * s.c * hw];
@@ -137,102 +151,17 @@ impl RoiPool {
                 }
             });
         }
-        dx
-    }
-}
-
-/// (x, rois) -> the pooled RoIs.
-struct RoiPoolOp(RoiPool);
-
-impl CustomOp2 for RoiPoolOp {
-    fn name(&self) -> &'static str {
-        "sslbench-roi-pool"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        rs: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "roi_pool";
-        let v = MapView::of(OP, xl)?;
-        let y = crate::with_element!(xs, OP, |T| {
-            let rois = read_rois(T::slice(rs, rl, OP, "rois")?, self.0.shape.n, OP)?;
-            T::storage(self.0.forward::<T>(T::buffer(xs, OP, "map")?, v, &rois))
-        });
-        Ok((y, self.0.shape.output().into()))
+        Ok(dx)
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
+    fn cuda<T: crate::roi_common::cuda::CudaFloat>(
         &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        rs: &candle_core::CudaStorage,
-        rl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = cuda::launch(&self.0, None, (xs, xl), (rs, rl))?;
-        Ok((y, self.0.shape.output().into()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        rois: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = grad
-            .contiguous()?
-            .apply_op3_no_bwd(x, rois, &RoiPoolBackward(self.0))?;
-        Ok((Some(dx), None))
-    }
-}
-
-/// (dy, x, rois) -> dx.
-struct RoiPoolBackward(RoiPool);
-
-impl CustomOp3 for RoiPoolBackward {
-    fn name(&self) -> &'static str {
-        "sslbench-roi-pool-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        xs: &CpuStorage,
-        xl: &Layout,
-        rs: &CpuStorage,
-        rl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        const OP: &str = "roi_pool backward";
-        let v = MapView::of(OP, xl)?;
-        let dx = crate::with_element!(xs, OP, |T| {
-            let rois = read_rois(T::slice(rs, rl, OP, "rois")?, self.0.shape.n, OP)?;
-            let dy = T::slice(gs, gl, OP, "output gradient")?;
-            T::storage(
-                self.0
-                    .backward::<T>(dy, T::buffer(xs, OP, "map")?, v, &rois),
-            )
-        });
-        Ok((dx, self.0.shape.input().into()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        rs: &candle_core::CudaStorage,
-        rl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let dx = cuda::launch(&self.0, Some((gs, gl)), (xs, xl), (rs, rl))?;
-        Ok((dx, self.0.shape.input().into()))
+        dy: Option<crate::custom::CudaArg>,
+        x: crate::custom::CudaArg,
+        rois: crate::custom::CudaArg,
+    ) -> Result<candle_core::CudaStorage> {
+        cuda::launch::<T>(self, dy, x, rois)
     }
 }
 
@@ -241,12 +170,13 @@ impl CustomOp3 for RoiPoolBackward {
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::RoiPool;
-    use crate::roi_common::cuda::{grid, Module};
-    use crate::roi_common::MapView;
+    use crate::custom::CudaArg;
+    use crate::roi_common::cuda::{grid, CudaFloat, Module};
+    use crate::roi_common::{MapView, RoiFloat};
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg, ValidAsZeroBits};
-    use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
+    use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, Result};
     use std::sync::OnceLock;
 
     static MODULE: Module = Module {
@@ -325,24 +255,11 @@ ROI_POOL_KERNELS(double, f64)
 "#;
 
     /// The forward (`dy` None: the pooled RoIs) or the backward (`dy`: the input gradient).
-    pub(super) fn launch(
+    pub(super) fn launch<T: CudaFloat>(
         op: &RoiPool,
-        dy: Option<(&CudaStorage, &Layout)>,
-        x: (&CudaStorage, &Layout),
-        rois: (&CudaStorage, &Layout),
-    ) -> Result<CudaStorage> {
-        match x.0.dtype() {
-            DType::F32 => typed::<f32>(op, dy, x, rois),
-            DType::F64 => typed::<f64>(op, dy, x, rois),
-            d => candle_core::bail!("roi_pool: {d:?} is not supported on CUDA (f32 or f64)"),
-        }
-    }
-
-    fn typed<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
-        op: &RoiPool,
-        dy: Option<(&CudaStorage, &Layout)>,
-        (xs, xl): (&CudaStorage, &Layout),
-        (rs, rl): (&CudaStorage, &Layout),
+        dy: Option<CudaArg>,
+        (xs, xl): CudaArg,
+        (rs, rl): CudaArg,
     ) -> Result<CudaStorage> {
         let s = op.shape;
         let dev = xs.device().clone();
@@ -360,7 +277,7 @@ ROI_POOL_KERNELS(double, f64)
             None => xs.as_cuda_slice::<T>()?.slice(v.start..),
         };
         let func = MODULE.function(&dev, kernel, T::DTYPE)?;
-        let scale = T::from_f64(op.scale as f64);
+        let scale = <T as RoiFloat>::from_f32(op.scale);
         let dims = [s.n, s.c, s.h, s.w, s.r, s.ph, s.pw].map(|d| d as i32);
         let strides = [v.sn, v.sc, v.sh, v.sw].map(|d| d as i64);
         let stream = dev.cuda_stream();

@@ -8,12 +8,14 @@
 //! The parity and strided-map tests run on `SSLBENCH_TEST_DEVICE` (`cpu`, the default, or
 //! `cuda:N` in a `--features cuda` build); the others test the CPU kernels.
 
+mod common;
+
 use candle_core::{DType, Device, Result, Tensor, Var};
+use common::{bits, bits_in_pool, device, fixture_cases, max_diff, run, run_strided};
 use sslbench_ops::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_slow, apply_channel_mask, resize_bilinear,
-    resize_bilinear_slow, to_channel_major, Dropout2d,
+    resize_bilinear_slow, Dropout2d,
 };
-use std::collections::HashMap;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normals_ops");
 
@@ -32,47 +34,32 @@ struct Case {
 /// case's.
 fn cases(file: &str) -> Vec<Case> {
     let path = format!("{FIXTURES}/{file}");
-    let mut arrays: HashMap<String, Tensor> = Tensor::read_npz(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run data-scripts/make_normals_op_fixtures.py"))
-        .into_iter()
-        .collect();
     let mut out: Vec<Case> = Vec::new();
-    for k in 0.. {
-        let mut take = |key: &str| arrays.remove(&format!("{k}.{key}"));
-        let Some(params) = take("params") else { break };
-        let params = params
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let x = take("x").unwrap_or_else(|| out.last().unwrap().x.clone());
-        let dy = take("dy").unwrap_or_else(|| out.last().unwrap().dy.clone());
+    for (k, mut a) in fixture_cases(&path, "params", "make_normals_op_fixtures.py")
+        .into_iter()
+        .enumerate()
+    {
+        let params = a["params"].to_dtype(DType::F64).unwrap();
+        let params = params.to_vec1::<f64>().unwrap();
+        let x = a
+            .remove("x")
+            .unwrap_or_else(|| out.last().unwrap().x.clone());
+        let dy = a
+            .remove("dy")
+            .unwrap_or_else(|| out.last().unwrap().dy.clone());
         out.push(Case {
             name: format!("{file} case {k} {:?} -> {params:?}", x.dims()),
             x,
             params,
-            y: take("y").unwrap(),
+            y: a.remove("y").unwrap(),
             dy,
-            dx: take("dx").unwrap(),
+            dx: a.remove("dx").unwrap(),
         });
     }
-    assert!(!out.is_empty(), "{path} has no cases");
     out
 }
 
-/// The device the parity tests run on: `SSLBENCH_TEST_DEVICE`, the CPU by default.
-fn device() -> Device {
-    let spec = std::env::var("SSLBENCH_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-    match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
-        None if spec == "cpu" => Device::Cpu,
-        Some(Ok(i)) => Device::new_cuda(i).unwrap_or_else(|e| {
-            panic!("SSLBENCH_TEST_DEVICE={spec}: {e} (a --features cuda build?)")
-        }),
-        _ => panic!("SSLBENCH_TEST_DEVICE={spec}: expected cpu or cuda:N"),
-    }
-}
-
-type Op = Box<dyn Fn(&Tensor) -> Result<Tensor>>;
+type Op = Box<dyn Fn(&Tensor) -> Result<Tensor> + Send + Sync>;
 
 fn pool_op(p: &[f64]) -> Op {
     let output = (p[0] as usize, p[1] as usize);
@@ -92,35 +79,6 @@ fn resize_op(p: &[f64]) -> Op {
 fn resize_slow(p: &[f64]) -> Op {
     let (output, aligned) = ((p[0] as usize, p[1] as usize), p[2] != 0.0);
     Box::new(move |x| resize_bilinear_slow(x, output, aligned))
-}
-
-/// The op's output and the gradient of sum(y * dy) with respect to the map, in `dtype`.
-fn run(op: &Op, x: &Tensor, dy: &Tensor, dtype: DType) -> (Tensor, Tensor) {
-    let x = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
-    let y = op(x.as_tensor()).unwrap();
-    let loss = (&y * dy.to_dtype(dtype).unwrap())
-        .unwrap()
-        .sum_all()
-        .unwrap();
-    let grads = loss.backward().unwrap();
-    (y, grads.get(&x).unwrap().clone())
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let d = (a - b).unwrap().abs().unwrap().to_vec1::<f64>().unwrap();
-    d.into_iter().fold(0.0, f64::max)
-}
-
-fn bits(t: &Tensor) -> Vec<u64> {
-    let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    v.to_vec1::<f64>()
-        .unwrap()
-        .into_iter()
-        .map(f64::to_bits)
-        .collect()
 }
 
 /// A reproducible map of `dims` with values in [-1, 1) (a 64-bit LCG), in f64.
@@ -245,18 +203,7 @@ fn strided_map_gives_the_same_answer() {
             let p = [oh as f64, ow as f64, 0.0];
             let dy = on(&map(&[2, 3, oh, ow], 8));
             let (y, dx) = run(&make(&p), &x, &dy, DType::F32);
-            let cm = Var::from_tensor(&to_channel_major(&x.to_dtype(DType::F32).unwrap()).unwrap())
-                .unwrap();
-            let view = cm.as_tensor().permute((1, 0, 2, 3)).unwrap();
-            assert!(!view.is_contiguous());
-            let ys = make(&p)(&view).unwrap();
-            let grads = (&ys * dy.to_dtype(DType::F32).unwrap())
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let dcm = grads.get(&cm).unwrap().permute((1, 0, 2, 3)).unwrap();
+            let (ys, dcm) = run_strided(make(&p), &x, &dy);
             assert_eq!(bits(&ys), bits(&y), "{name} {oh}x{ow} forward");
             assert_eq!(bits(&dcm), bits(&dx), "{name} {oh}x{ow} gradient");
         }
@@ -267,14 +214,7 @@ fn strided_map_gives_the_same_answer() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let in_pool = |threads: usize, make: MakeOp, p: [f64; 3], x: &Tensor, dy: &Tensor| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let (y, dx) = run(&make(&p), x, dy, DType::F32);
-                (bits(&y), bits(&dx))
-            })
+        bits_in_pool(threads, make(&p), x, dy)
     };
     let x = map(&[4, 5, 19, 23], 3);
     for (name, make, _) in FILES {

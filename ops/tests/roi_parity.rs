@@ -8,9 +8,11 @@
 //! The parity and strided-map tests run on `SSLBENCH_TEST_DEVICE` (`cpu`, the default, or
 //! `cuda:N` in a `--features cuda` build); the others test the CPU kernels.
 
-use candle_core::{DType, Device, Result, Tensor, Var};
-use sslbench_ops::{roi_align, roi_pool, to_channel_major};
-use std::collections::HashMap;
+mod common;
+
+use candle_core::{DType, Device, Result, Tensor};
+use common::{bits, bits_in_pool, device, fixture_cases, max_diff, run_strided};
+use sslbench_ops::{roi_align, roi_pool};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/roi");
 
@@ -28,42 +30,24 @@ struct Case {
 
 fn cases(file: &str) -> Vec<Case> {
     let path = format!("{FIXTURES}/{file}");
-    let mut arrays: HashMap<String, Tensor> = Tensor::read_npz(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run data-scripts/make_roi_fixtures.py"))
-        .into_iter()
-        .collect();
-    let mut out = Vec::new();
-    for k in 0.. {
-        let mut take = |key: &str| arrays.remove(&format!("{k}.{key}"));
-        let Some(x) = take("x") else { break };
-        let params = take("params").unwrap().to_vec1::<f32>().unwrap();
-        out.push(Case {
+    let all = fixture_cases(&path, "x", "make_roi_fixtures.py");
+    let cases = all.into_iter().enumerate().map(|(k, mut a)| {
+        let mut take = |key: &str| a.remove(key).unwrap();
+        let params = take("params").to_vec1::<f32>().unwrap();
+        Case {
             name: format!("{file} case {k} {params:?}"),
-            x,
-            rois: take("rois").unwrap(),
+            x: take("x"),
+            rois: take("rois"),
             params,
-            y: take("y").unwrap(),
-            dy: take("dy").unwrap(),
-            dx: take("dx").unwrap(),
-        });
-    }
-    assert!(!out.is_empty(), "{path} has no cases");
-    out
+            y: take("y"),
+            dy: take("dy"),
+            dx: take("dx"),
+        }
+    });
+    cases.collect()
 }
 
-/// The device the parity tests run on: `SSLBENCH_TEST_DEVICE`, the CPU by default.
-fn device() -> Device {
-    let spec = std::env::var("SSLBENCH_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-    match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
-        None if spec == "cpu" => Device::Cpu,
-        Some(Ok(i)) => Device::new_cuda(i).unwrap_or_else(|e| {
-            panic!("SSLBENCH_TEST_DEVICE={spec}: {e} (a --features cuda build?)")
-        }),
-        _ => panic!("SSLBENCH_TEST_DEVICE={spec}: expected cpu or cuda:N"),
-    }
-}
-
-type Op = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
+type Op = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync>;
 
 fn pool_op(p: &[f32]) -> Op {
     let (output, scale) = ((p[0] as usize, p[1] as usize), p[2]);
@@ -78,31 +62,7 @@ fn align_op(p: &[f32]) -> Op {
 
 /// The op's output and the gradient of sum(y * dy) with respect to the map, in `dtype`.
 fn run(op: &Op, x: &Tensor, rois: &Tensor, dy: &Tensor, dtype: DType) -> (Tensor, Tensor) {
-    let x = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
-    let y = op(x.as_tensor(), rois).unwrap();
-    let loss = (&y * dy.to_dtype(dtype).unwrap())
-        .unwrap()
-        .sum_all()
-        .unwrap();
-    let grads = loss.backward().unwrap();
-    (y, grads.get(&x).unwrap().clone())
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let d = (a - b).unwrap().abs().unwrap().to_vec1::<f64>().unwrap();
-    d.into_iter().fold(0.0, f64::max)
-}
-
-fn bits(t: &Tensor) -> Vec<u64> {
-    let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    v.to_vec1::<f64>()
-        .unwrap()
-        .into_iter()
-        .map(f64::to_bits)
-        .collect()
+    common::run(|x| op(x, rois), x, dy, dtype)
 }
 
 fn check_parity(file: &str, make: fn(&[f32]) -> Op) {
@@ -213,12 +173,7 @@ fn strided_map_gives_the_same_answer() {
             let op = make(&case.params);
             let (x, rois, dy) = (on(&case.x), on(&case.rois), on(&case.dy));
             let (y, dx) = run(&op, &x, &rois, &dy, DType::F32);
-            let cm = Var::from_tensor(&to_channel_major(&x).unwrap()).unwrap();
-            let view = cm.as_tensor().permute((1, 0, 2, 3)).unwrap();
-            assert!(!view.is_contiguous());
-            let ys = op(&view, &rois).unwrap();
-            let grads = (&ys * &dy).unwrap().sum_all().unwrap().backward().unwrap();
-            let dcm = grads.get(&cm).unwrap().permute((1, 0, 2, 3)).unwrap();
+            let (ys, dcm) = run_strided(|x| op(x, &rois), &x, &dy);
             assert_eq!(bits(&ys), bits(&y), "{} forward", case.name);
             if dev.is_cpu() {
                 assert_eq!(bits(&dcm), bits(&dx), "{} gradient", case.name);
@@ -233,20 +188,8 @@ fn strided_map_gives_the_same_answer() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let in_pool = |threads: usize, case: &Case, make: fn(&[f32]) -> Op| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let (y, dx) = run(
-                    &make(&case.params),
-                    &case.x,
-                    &case.rois,
-                    &case.dy,
-                    DType::F32,
-                );
-                (bits(&y), bits(&dx))
-            })
+        let op = make(&case.params);
+        bits_in_pool(threads, |x| op(x, &case.rois), &case.x, &case.dy)
     };
     for (file, make) in [
         ("roi_pool.npz", pool_op as fn(&[f32]) -> Op),
