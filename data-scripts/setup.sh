@@ -11,6 +11,11 @@ for pkg in libhdf5-dev pkg-config; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core) # plot text (src/report/plot.rs)
+# Headless OpenGL through EGL for MiniWorld (make_normals_miniworld.py): the EGL loader, Mesa's
+# EGL vendor library and its software (llvmpipe) drivers, and libGLU (pyglet's gluPerspective).
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libglu1-mesa; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -59,13 +64,14 @@ if [[ ! -f $NYU/.made-by-$stamp ]]; then
     touch "$NYU/.made-by-$stamp"
 fi
 
-# The normals task's training set (tests/normals_task.rs): 96 ViZDoom frames at 160x120 along a
-# seeded walk, with the engine's depth, in the NYUv2 labelled-.mat layout with a splits.mat;
-# a few seconds, under 1 MB.
-NFR=data/samples/normals-frames
-stamp=$(cat data-scripts/make_normals_frames.py data-scripts/make_nyuv2_fixtures.py | sha256sum | cut -c1-16)
+# The normals task's training set (tests/normals_task.rs): 96 MiniWorld frames at 160x120
+# (24 indoor worlds, 4 random poses each, the last 6 worlds the test split) with the renderer's
+# metric depth, in the NYUv2 labelled-.mat layout with a splits.mat; deterministic, about a
+# minute, 5 MB. Rendered again only when a script it runs changed.
+NFR=data/samples/normals-miniworld
+stamp=$(cat data-scripts/make_normals_miniworld.py data-scripts/make_nyuv2_fixtures.py | sha256sum | cut -c1-16)
 if [[ ! -f $NFR/.made-by-$stamp ]]; then
-    python3 data-scripts/make_normals_frames.py --out "$NFR"
+    python3 data-scripts/make_normals_miniworld.py --out "$NFR"
     touch "$NFR/.made-by-$stamp"
 fi
 

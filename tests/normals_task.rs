@@ -1,17 +1,13 @@
-//! The normals task end to end through the binary on the ViZDoom frames of
-//! data-scripts/make_normals_frames.py (rendered by setup.sh, the engine's depth, in the NYUv2
-//! labelled-.mat layout): `sslbench run configs/normals/ci_doom.toml` on a 1/8-width ResNet-50.
-//! Checked:
+//! The normals task end to end through the binary on the MiniWorld frames of
+//! data-scripts/make_normals_miniworld.py (rendered by setup.sh: indoor worlds, the renderer's
+//! metric depth, in the NYUv2 labelled-.mat layout, test frames from worlds no training frame
+//! shows): `sslbench run configs/normals/ci_miniworld.toml` on a 1/8-width ResNet-50. Checked:
 //! - the run trains (the loss falls), evaluates and writes the pooled metrics of the model and
 //!   of the two baselines (the training set's most common cluster everywhere, the mean
 //!   training normal per pixel) in the results JSON, and `normals.png`;
-//! - the held-out median angular error is below the per-pixel mean-normal baseline;
+//! - it learns: the held-out median angular error is below 0.9 x the smaller of the two
+//!   baselines' medians;
 //! - a second run with the same cache finds every frozen map cached.
-//!
-//! Known limit (see the report of issue 14): ViZDoom's 8-bit depth buffer holds a handful of
-//! levels per frame and is constant down each column, so most ground-truth normals are one
-//! direction and the most-common-cluster baseline's median is near 0 degrees; the test does
-//! not claim the model beats it on these frames.
 
 mod common;
 
@@ -19,12 +15,12 @@ use common::{ok, sample, sslbench};
 use serde_json::Value;
 use std::path::Path;
 
-const TASK: &str = "configs/normals/ci_doom.toml";
+const TASK: &str = "configs/normals/ci_miniworld.toml";
 const BACKBONE: &str = "configs/backbones/resnet50_w8_random.toml";
-const RUN: &str = "ci_doom_resnet50_w8_random";
+const RUN: &str = "ci_miniworld_resnet50_w8_random";
 
 fn run(cache: &Path, out: &Path) -> String {
-    let root = format!("data.root={}", sample("normals-frames").display());
+    let root = format!("data.root={}", sample("normals-miniworld").display());
     ok(sslbench(
         cache,
         &[
@@ -69,11 +65,15 @@ fn normals_train_evaluate_with_baselines_and_reuse_the_cache() {
         assert!(s["pixels"].as_u64().unwrap() > 100_000, "{s}");
         assert_eq!(s["percent_below"].as_array().unwrap().len(), 3);
     }
-    assert!(
-        median("model") < median("mean_normal_per_pixel"),
-        "model {} vs mean normal {}",
+    let (model, common, mean) = (
         median("model"),
-        median("mean_normal_per_pixel")
+        median("most_common_cluster"),
+        median("mean_normal_per_pixel"),
+    );
+    eprintln!("held-out medians: model {model}, most common cluster {common}, mean normal {mean}");
+    assert!(
+        model < 0.9 * common.min(mean),
+        "model {model} vs most common cluster {common}, mean normal per pixel {mean}"
     );
 
     let out2 = tempfile::tempdir().unwrap();
