@@ -27,7 +27,7 @@ Output (OUT):
 Deterministic for a given seed (the same arrays on every run: Mesa's software rasteriser).
 
 Usage:
-    python3 data-scripts/make_normals_miniworld.py [--out data/samples/normals-frames]
+    python3 data-scripts/make_normals_miniworld.py [--out data/samples/normals-miniworld]
         [--episodes 24] [--test-episodes 6] [--frames-per-episode 4] [--seed 5]
         [--width 160] [--height 120]
 """
@@ -94,7 +94,7 @@ def render(episodes, per_episode, seed, width, height):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="data/samples/normals-frames")
+    ap.add_argument("--out", default="data/samples/normals-miniworld")
     ap.add_argument("--episodes", type=int, default=24)
     ap.add_argument("--test-episodes", type=int, default=6)
     ap.add_argument("--frames-per-episode", type=int, default=4)
