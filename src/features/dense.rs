@@ -10,8 +10,10 @@
 
 mod batches;
 mod entry;
+pub mod tap_maps;
 
 pub use entry::{check_contents, is_dense, listed_shape, DenseEntry};
+pub use tap_maps::{storage_dtype, MapsStorage, TapMaps, TapMapsRequest};
 
 use super::extract::Status;
 use super::key::CacheKey;

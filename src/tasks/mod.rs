@@ -224,6 +224,16 @@ pub struct RunContext<'a> {
     pub run: String,
 }
 
+/// The cache reference of a split's frozen maps (detection, normals).
+pub fn maps_ref(maps: &crate::features::dense::TapMaps) -> CacheRef {
+    CacheRef {
+        tap: maps.tap.name().to_string(),
+        spec: format!("{} maps", maps.split),
+        digest: maps.key.digest(),
+        status: maps.status.to_string(),
+    }
+}
+
 /// The cache reference of an extracted entry.
 pub fn cache_ref(spec: &str, e: &Extracted) -> CacheRef {
     CacheRef {

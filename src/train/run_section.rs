@@ -1,5 +1,6 @@
-//! The `[run]` section that the trainable tasks share (navigation now, detection and normals
-//! next): seeds, checkpoint cadence, logging and resume.
+//! The `[run]` sections of the trainable tasks: navigation's (seeds, checkpoint cadence,
+//! logging and resume), and the resume flag alone of detection and normals, whose cadence
+//! lives in their `[train]`.
 
 use serde::Deserialize;
 
@@ -17,5 +18,13 @@ pub struct RunSection {
     pub log_every: usize,
     /// Continue each run from its last checkpoint (`sslbench run --resume`).
     #[serde(default)]
+    pub resume: bool,
+}
+
+/// `[run]` of detection and normals: the run folder.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResumeSection {
+    /// Continue from the latest checkpoint (`sslbench run --resume`).
     pub resume: bool,
 }

@@ -6,7 +6,9 @@ use super::blob::BlobConfig;
 use super::roidb::RoidbConfig;
 use super::sampling::SamplingConfig;
 use super::voc_eval::EvalConfig;
+use crate::features::dense::MapsStorage;
 use crate::proposals::selective_search::SelectiveSearchConfig;
+use crate::train::run_section::ResumeSection;
 use crate::train::schedule::{Decay, LrSchedule};
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -240,30 +242,6 @@ impl Default for TestConfig {
     }
 }
 
-/// `[cache]`: how the frozen maps are stored.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// "f16" (half the disk; maps read back within 1e-3 relative) or "f32".
-    pub storage: String,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            storage: "f16".into(),
-        }
-    }
-}
-
-/// `[run]`: the run folder.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunConfig {
-    /// Continue from the latest checkpoint (`sslbench run --resume`).
-    pub resume: bool,
-}
-
 /// Every section of a detection task.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -289,9 +267,9 @@ pub struct DetectionConfig {
     /// `[eval]`.
     pub eval: EvalConfig,
     /// `[cache]`.
-    pub cache: CacheConfig,
+    pub cache: MapsStorage,
     /// `[run]`.
-    pub run: RunConfig,
+    pub run: ResumeSection,
     /// `[selective_search]`: the generator `sslbench proposals` runs with.
     pub selective_search: SelectiveSearchConfig,
 }

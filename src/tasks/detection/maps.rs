@@ -10,22 +10,18 @@
 use super::blob::{im_list_to_blob, image_scale, load_image, BlobConfig, PreparedImage};
 use super::config::TrunkInput;
 use super::roidb::RoidbEntry;
-use crate::backbone::{Backbone, BackboneConfig, Tap};
-use crate::features::dense::{DenseDtype, DenseEntry};
-use crate::features::key::{CacheKey, FORMAT_VERSION};
+use crate::backbone::{BackboneConfig, Tap};
+use crate::features::dense::{storage_dtype, TapMaps, TapMapsRequest};
 use crate::features::FeatureStore;
 use crate::report::CacheRef;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// The cached maps of one split.
 pub struct FrozenMaps {
-    entry: DenseEntry,
-    index: HashMap<String, usize>,
+    maps: TapMaps,
     blob: BlobConfig,
-    cache: CacheRef,
 }
 
 /// The item name of an image at a scale (its shorter side), flipped or not.
@@ -69,11 +65,7 @@ impl FrozenMaps {
         device: &Device,
         req: &MapRequest,
     ) -> Result<Self> {
-        let dtype = match req.storage {
-            "f16" => DenseDtype::F16,
-            "f32" => DenseDtype::F32,
-            other => bail!("cache.storage = \"{other}\": use \"f16\" or \"f32\""),
-        };
+        storage_dtype(req.storage)?;
         let mut names = Vec::new();
         let mut jobs = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -91,77 +83,32 @@ impl FrozenMaps {
                 .len();
             manifest.update(format!("{name}\t{size}\n").as_bytes());
         }
-        let key = CacheKey {
-            format_version: FORMAT_VERSION,
-            weights: backbone_cfg.weights_digest()?,
-            arch: backbone_cfg.arch_id()?,
-            tap: req.tap.name().to_string(),
-            pooling: dtype.pooling(),
-            transform: serde_json::to_string(&serde_json::json!({
+        let request = TapMapsRequest {
+            tap: req.tap,
+            storage: req.storage,
+            split: req.split,
+            transform: serde_json::json!({
                 "blob": format!("{:?}", req.blob),
                 "trunk_input": format!("{:?}", req.trunk_input),
-            }))?,
+            }),
             dataset: hex::encode(manifest.finalize()),
         };
-        let mut backbone: Option<Backbone> = None;
-        let (entry, status) = store.get_or_compute_dense(
-            &key,
-            &names,
-            dtype,
-            1,
-            |items: &[usize]| {
-                let trunk = match &mut backbone {
-                    Some(b) => b,
-                    None => backbone.insert(Backbone::load(backbone_cfg, device)?),
-                };
-                items
-                    .iter()
-                    .map(|&i| {
-                        let e = jobs[i];
-                        let image = load_image(&e.image, e.width, e.height, e.flipped, req.blob)?;
-                        let x = trunk_tensor(&image, req.trunk_input)?;
-                        let map = trunk
-                            .forward_taps(&x.to_device(device)?, &[req.tap])?
-                            .remove(0)
-                            .squeeze(0)?
-                            .to_device(&Device::Cpu)?;
-                        let (c, h, w) = map.dims3()?;
-                        Ok((map.flatten_all()?.to_vec1::<f32>()?, [c, h, w]))
-                    })
-                    .collect()
-            },
-            true,
-        )?;
-        eprintln!(
-            "{}: {} frozen {} maps ({status}) in {}",
-            req.split,
-            names.len(),
-            req.tap.name(),
-            store.entry_path(&key).display()
-        );
-        let cache = CacheRef {
-            tap: req.tap.name().to_string(),
-            spec: format!("{} maps", req.split),
-            digest: key.digest(),
-            status: status.to_string(),
-        };
-        let index = names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        let maps = TapMaps::get(store, backbone_cfg, device, request, names, |i| {
+            let e = jobs[i];
+            let image = load_image(&e.image, e.width, e.height, e.flipped, req.blob)?;
+            trunk_tensor(&image, req.trunk_input)
+        })?;
         Ok(Self {
-            entry,
-            index,
+            maps,
             blob: req.blob.clone(),
-            cache,
         })
     }
 
     /// The map (C x H x W, f32) of `entry` and the image's scale factor.
     pub fn read(&self, entry: &RoidbEntry) -> Result<(Tensor, f64)> {
-        let name = item_name(&entry.id, self.blob.scale, entry.flipped);
-        let &i = self
-            .index
-            .get(&name)
-            .with_context(|| format!("no cached map for {name}"))?;
-        let map = self.entry.tensor(i, &Device::Cpu)?;
+        let map = self
+            .maps
+            .read(&item_name(&entry.id, self.blob.scale, entry.flipped))?;
         let scale = image_scale(
             entry.height,
             entry.width,
@@ -173,6 +120,6 @@ impl FrozenMaps {
 
     /// The cache reference of the entry, for the results.
     pub fn cache_ref(&self) -> CacheRef {
-        self.cache.clone()
+        crate::tasks::maps_ref(&self.maps)
     }
 }

@@ -348,4 +348,4 @@ fn chance_map(
 }
 
 /// The stream number of the chance baseline's draws.
-const CHANCE_STREAM: u64 = 0xc4a2_ce;
+const CHANCE_STREAM: u64 = 0x00c4_a2ce;

@@ -4,6 +4,8 @@
 //! runs the paper's protocol.
 
 use super::from_depth::NormalsFromDepth;
+use crate::features::dense::MapsStorage;
+use crate::train::run_section::ResumeSection;
 use crate::train::schedule::{Decay, LrSchedule};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -263,30 +265,6 @@ impl Default for CodebookConfig {
     }
 }
 
-/// `[cache]`: how the frozen maps are stored.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// "f16" (half the disk) or "f32".
-    pub storage: String,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            storage: "f16".into(),
-        }
-    }
-}
-
-/// `[run]`: the run folder.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunConfig {
-    /// Continue from the latest checkpoint (`sslbench run --resume`).
-    pub resume: bool,
-}
-
 /// Every section of a normals task.
 #[derive(Clone, Debug, Deserialize)]
 pub struct NormalsConfig {
@@ -315,10 +293,10 @@ pub struct NormalsConfig {
     pub codebook: CodebookConfig,
     /// `[cache]`.
     #[serde(default)]
-    pub cache: CacheConfig,
+    pub cache: MapsStorage,
     /// `[run]`.
     #[serde(default)]
-    pub run: RunConfig,
+    pub run: ResumeSection,
 }
 
 /// The sections a normals task file reads besides the shared ones.
