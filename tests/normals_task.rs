@@ -7,35 +7,44 @@
 //!   training normal per pixel) in the results JSON, and `normals.png`;
 //! - it learns: the held-out median angular error is below 0.9 x the smaller of the two
 //!   baselines' medians;
-//! - a second run with the same cache finds every frozen map cached.
+//! - a second run with the same cache finds the training labels and every frozen map cached;
+//! - a run killed after its first checkpoint and resumed ends with the same weights, bit for
+//!   bit, as the run that never stopped.
 
 mod common;
 
 use common::{ok, sample, sslbench};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const TASK: &str = "configs/normals/ci_miniworld.toml";
 const BACKBONE: &str = "configs/backbones/resnet50_w8_random.toml";
 const RUN: &str = "ci_miniworld_resnet50_w8_random";
 
-fn run(cache: &Path, out: &Path) -> String {
+fn run_cmd(cache: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
     let root = format!("data.root={}", sample("normals-miniworld").display());
-    ok(sslbench(
-        cache,
-        &[
-            "run",
-            TASK,
-            "--backbone",
-            BACKBONE,
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            &root,
-        ],
-    )
-    .output()
-    .unwrap())
+    let mut args = vec![
+        "run",
+        TASK,
+        "--backbone",
+        BACKBONE,
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        &root,
+    ];
+    args.extend(extra);
+    sslbench(cache, &args)
+}
+
+fn run(cache: &Path, out: &Path) -> String {
+    ok(run_cmd(cache, out, &[]).output().unwrap())
+}
+
+fn checkpoint(out: &Path, step: usize) -> PathBuf {
+    out.join(RUN)
+        .join(format!("res4/checkpoints/step_{step:08}"))
 }
 
 fn result(out: &Path) -> Value {
@@ -85,5 +94,29 @@ fn normals_train_evaluate_with_baselines_and_reuse_the_cache() {
         .iter()
         .map(|c| c["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["cached", "cached"], "{}", r2["cache"]);
+    assert_eq!(statuses, ["cached", "cached", "cached"], "{}", r2["cache"]);
+    let last = |out: &Path| std::fs::read(checkpoint(out, 150).join("model.safetensors")).unwrap();
+    assert_eq!(last(out2.path()), last(out.path()));
+
+    // Killed after its first checkpoint, then resumed: the same final weights.
+    let killed = tempfile::tempdir().unwrap();
+    let mut child = run_cmd(cache.path(), killed.path(), &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = checkpoint(killed.path(), 50).join("state.json");
+    let start = Instant::now();
+    while !first.exists() && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.exists(), "no checkpoint within 300 s");
+    assert!(!checkpoint(killed.path(), 150).exists(), "killed too late");
+    let text = ok(run_cmd(cache.path(), killed.path(), &["--resume"])
+        .output()
+        .unwrap());
+    assert!(text.contains("resuming"), "{text}");
+    assert_eq!(last(killed.path()), last(out.path()));
 }

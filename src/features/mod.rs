@@ -1,6 +1,7 @@
 //! Feature extraction into one content-addressed cache: a frozen trunk is computed once.
 
 pub mod dense;
+pub mod derived;
 pub mod extract;
 pub mod key;
 pub mod partial;

@@ -59,7 +59,8 @@ pub(crate) fn write_attr(file: &hdf5::File, name: &str, value: &str) -> Result<(
     Ok(())
 }
 
-pub(super) fn read_attr(file: &hdf5::File, name: &str) -> Result<String> {
+/// Reads the string attribute `name` of `file`.
+pub(crate) fn read_attr(file: &hdf5::File, name: &str) -> Result<String> {
     Ok(file
         .attr(name)
         .with_context(|| format!("attribute `{name}` missing"))?

@@ -142,6 +142,28 @@ impl NyuFrames {
     pub fn labeled_path(&self) -> &std::path::Path {
         self.labeled.path()
     }
+
+    /// What the ground truth depends on, as text for a cache digest: each file's path and
+    /// size (the labelled set, the normals and masks), the source, and the normals-from-depth
+    /// settings when that is the source.
+    pub fn identity(&self) -> Result<String> {
+        let mut out = format!("ground truth {:?}\n", self.source);
+        let files = [
+            Some(self.labeled.path()),
+            self.normals.as_deref(),
+            self.masks.as_deref(),
+        ];
+        for p in files.into_iter().flatten() {
+            let size = std::fs::metadata(p)
+                .with_context(|| format!("{} is missing", p.display()))?
+                .len();
+            out.push_str(&format!("{}\t{size}\n", p.display()));
+        }
+        if self.source == GroundTruthSource::FromDepth {
+            out.push_str(&format!("{:?}\n", self.from_depth));
+        }
+        Ok(out)
+    }
 }
 
 /// The resized size of an H x W frame at short side `short` (`int(h s)`, `int(w s)`, the

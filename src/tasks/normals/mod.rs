@@ -15,6 +15,7 @@ pub mod labels;
 pub mod maps;
 pub mod metrics;
 pub mod model;
+pub mod supervision_file;
 mod task;
 pub mod train;
 

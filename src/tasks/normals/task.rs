@@ -16,9 +16,10 @@ use super::labels::Supervision;
 use super::maps::FrozenMaps;
 use super::metrics::{angular_errors, decode_probabilities, evaluate, NormalsMetrics};
 use super::model::NormalsModel;
+use super::supervision_file;
 use super::train::train;
 use crate::backbone::Tap;
-use crate::report::Metric;
+use crate::report::{CacheRef, Metric};
 use crate::tasks::{RunContext, TaskOutput};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -141,7 +142,8 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let t0 = Instant::now();
-        let sup = Supervision::build(&cfg, &frames, &dir.join("codebook.json"))?;
+        let (sup, labels_file) =
+            supervision_file::get(&cfg, &frames, &setup.store, &dir.join("codebook.json"))?;
         let labels_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let get = |ids: &[usize], sides: &[usize], split: &str| {
@@ -228,6 +230,12 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             scores[1].metrics.median,
             scores[2].metrics.median
         );
+        out.cache.push(CacheRef {
+            tap: tap.name().to_string(),
+            spec: "train labels".into(),
+            digest: labels_file.digest.clone(),
+            status: labels_file.status.to_string(),
+        });
         out.cache.push(train_maps.cache_ref());
         out.cache.push(test_maps.cache_ref());
         per_tap.push(json!({

@@ -126,6 +126,25 @@ pub fn optimizer(cfg: &NormalsConfig, params: &Params) -> Result<Optimizer> {
     Ok(optim)
 }
 
+/// One training step on a batch of frozen res4 maps (N x C x h x w) and their labels (N.h.w,
+/// image-major): the forward pass in training mode with dropout masks from `uniform`, the
+/// loss over labelled pixels, backward and the SGD step at `lr`. Returns the loss and the
+/// pixel accuracy.
+pub fn train_step(
+    model: &NormalsModel,
+    optim: &mut Optimizer,
+    x: &Tensor,
+    labels: &[u8],
+    lr: f64,
+    uniform: impl FnMut() -> f64,
+) -> Result<(f64, f64)> {
+    let logits = model.forward(x, true, uniform)?;
+    let (loss, acc) = loss_and_accuracy(&logits, labels, super::codebook::IGNORE_LABEL)?;
+    let grads = loss.backward()?;
+    optim.step(&grads, lr)?;
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, acc))
+}
+
 /// What training leaves for the test.
 pub struct Trained {
     /// Iterations run in this process.
@@ -212,13 +231,9 @@ pub fn train(
         }
         let x = Tensor::stack(&xs, 0)?.to_device(device)?;
         let mut rng = crate::seed::stream(cfg.model.init_seed, &[DROPOUT_STREAM, it as u64]);
-        let logits = model.forward(&x, true, || rng.random::<f64>())?;
-        let (loss, acc) = loss_and_accuracy(&logits, &labels, super::codebook::IGNORE_LABEL)
-            .with_context(|| format!("iteration {it} at short side {side}"))?;
         let lr = lr_of_step(cfg, it);
-        let grads = loss.backward()?;
-        optim.step(&grads, lr)?;
-        let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let (l, acc) = train_step(model, &mut optim, &x, &labels, lr, || rng.random::<f64>())
+            .with_context(|| format!("iteration {it} at short side {side}"))?;
         sums = (sums.0 + l, sums.1 + acc, sums.2 + 1);
         bar.inc(1);
         let done = it + 1;
