@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: build with --features cuda, run the torchvision parity tests (forward at
 # every tap, plain and dilated, the training-step gradients, RoIPool and RoIAlign) on cuda:0, then
-# time ResNet-50 extraction, one Rotation training step and one Fast R-CNN RoI-head step against
-# PyTorch CUDA. Budget: 10 minutes, build
+# time ResNet-50 extraction, one Rotation training step, one Fast R-CNN RoI-head step and one
+# normals (res5 + PSPNet decoder) step against PyTorch CUDA. Budget: 10 minutes, build
 # included. Prints a Markdown block to paste into BENCHMARKS.md, and writes it to
 # target/gpu_check.md.
 #
@@ -63,6 +63,10 @@ say ""
 say "Fast R-CNN RoI-head step, 4 images x 64 RoIs on 1024x38x63 res4 maps (sslbench):"
 cargo run --release --features "$features" --locked --example frcnn_bench -- --device cuda:0 \
     --iters 10 2>/dev/null | tee -a "$report"
+say ""
+say "Normals step, 16 res4 maps of 1024x57x75 (456x600 frames at output stride 8), res5 + PSPNet decoder, and the dilated trunk per frame (sslbench):"
+cargo run --release --features "$features" --locked --example normals_bench -- --device cuda:0 \
+    --iters 10 --warmup 3 --trunk-images 8 2>/dev/null | tee -a "$report"
 
 python=${PYTHON:-python3}
 if $python -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -76,6 +80,9 @@ if $python -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     say ""
     say "Fast R-CNN RoI-head step, PyTorch/torchvision:"
     $python data-scripts/bench_frcnn_torch.py --device cuda --iters 10 --warmup 3 --json | tee -a "$report"
+    say ""
+    say "Normals step, PyTorch/torchvision:"
+    $python data-scripts/bench_normals_torch.py --device cuda --iters 10 --warmup 3 --json | tee -a "$report"
 else
     say "- timings skipped: no PyTorch with CUDA for $python (pip install -r data-scripts/bench-requirements.txt)"
 fi
