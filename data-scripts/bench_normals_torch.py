@@ -38,6 +38,8 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from bench_frcnn_torch import parse_map, sync
+
 CLASSES = 40
 IGNORE = 255
 BINS = (1, 2, 3, 6)
@@ -83,22 +85,6 @@ def optimizer(model, lr):
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     return torch.optim.SGD([{"params": decay, "weight_decay": WEIGHT_DECAY},
                             {"params": rest, "weight_decay": 0.0}], lr=lr, momentum=MOMENTUM)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def parse_map(text):
-    """'57x75' -> (57, 75)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--map {text!r}: expected HxW, e.g. 57x75")
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"--map {text!r}: sides must be positive")
-    return h, w
 
 
 def main():

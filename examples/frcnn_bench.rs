@@ -6,8 +6,11 @@
 //! `cargo run --release --example frcnn_bench -- [--iters N] [--rois-per-image R]
 //! [--test-rois T] [--op roi_pool|roi_align] [--device cpu|cuda:N]`; prints one JSON line.
 
+mod common;
+
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+use common::{device, flag};
 use rand::{Rng, SeedableRng};
 use sslbench::backbone::{BackboneConfig, Tap};
 use sslbench::tasks::detection::config::{ModelConfig, RoiOp};
@@ -16,14 +19,6 @@ use sslbench::tasks::detection::train::{optimizer, train_step, Minibatch};
 use sslbench::tasks::detection::DetectionConfig;
 use sslbench::train::params::Params;
 use std::time::Instant;
-
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn random_rois(n: usize, images: usize, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
     (0..n)
@@ -45,10 +40,7 @@ fn main() -> Result<()> {
     let per_image: usize = flag(&args, "--rois-per-image", "64").parse()?;
     let test_rois: usize = flag(&args, "--test-rois", "300").parse()?;
     let op = flag(&args, "--op", "roi_pool");
-    let dev = match flag(&args, "--device", "cpu").strip_prefix("cuda:") {
-        Some(n) => Device::new_cuda(n.parse()?)?,
-        None => Device::Cpu,
-    };
+    let dev = device(&args)?;
     let images = 4;
     let backbone: BackboneConfig =
         toml::from_str("arch = \"resnet50\"\nweights = \"random\"\nseed = 1\n")?;

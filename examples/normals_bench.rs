@@ -10,8 +10,11 @@
 //! `cargo run --release --example normals_bench -- [--iters N] [--warmup N] [--batch B]
 //! [--map HxW] [--trunk-images N] [--device cpu|cuda:N]`; prints one JSON line.
 
+mod common;
+
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+use common::{device, flag};
 use rand::{Rng, SeedableRng};
 use sslbench::backbone::{Backbone, BackboneConfig, Tap};
 use sslbench::tasks::normals::config::NormalsConfig;
@@ -19,14 +22,6 @@ use sslbench::tasks::normals::model::NormalsModel;
 use sslbench::tasks::normals::train::{optimizer, train_step};
 use sslbench::train::params::Params;
 use std::time::Instant;
-
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -49,10 +44,7 @@ fn main() -> Result<()> {
         .split_once('x')
         .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
         .with_context(|| format!("--map {map}: expected HxW, e.g. 57x75"))?;
-    let dev = match flag(&args, "--device", "cpu").strip_prefix("cuda:") {
-        Some(n) => Device::new_cuda(n.parse()?)?,
-        None => Device::Cpu,
-    };
+    let dev = device(&args)?;
     let task = std::fs::read_to_string("tasks/nyuv2_normals.toml")
         .context("run from the repository root (reads tasks/nyuv2_normals.toml)")?;
     let cfg = NormalsConfig::from_doc(&toml::from_str(&task)?)?;

@@ -14,12 +14,11 @@
 
 mod common;
 
-use common::{ok, sample, sslbench};
+use common::{kill_once_exists, ok, sample, sslbench};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 const TASK: &str = "configs/detection/ci_doom.toml";
 const BACKBONE: &str = "configs/backbones/resnet50_w8_random.toml";
@@ -172,19 +171,8 @@ fn fast_rcnn_trains_detects_caches_resumes_and_matches_the_devkit() {
 
     // Killed after its first checkpoint, then resumed: the same final weights.
     let killed = tempfile::tempdir().unwrap();
-    let mut child = run_cmd(cache.path(), killed.path(), &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let first = res4_dir(killed.path()).join("checkpoints/step_00000020/state.json");
-    let start = Instant::now();
-    while !first.exists() && start.elapsed() < Duration::from_secs(300) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(first.exists(), "no checkpoint within 300 s");
+    kill_once_exists(run_cmd(cache.path(), killed.path(), &[]), &first);
     let text = ok(run_cmd(cache.path(), killed.path(), &["--resume"])
         .output()
         .unwrap());

@@ -13,10 +13,9 @@
 
 mod common;
 
-use common::{ok, sample, sslbench};
+use common::{kill_once_exists, ok, sample, sslbench};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const TASK: &str = "configs/normals/ci_miniworld.toml";
 const BACKBONE: &str = "configs/backbones/resnet50_w8_random.toml";
@@ -100,19 +99,8 @@ fn normals_train_evaluate_with_baselines_and_reuse_the_cache() {
 
     // Killed after its first checkpoint, then resumed: the same final weights.
     let killed = tempfile::tempdir().unwrap();
-    let mut child = run_cmd(cache.path(), killed.path(), &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let first = checkpoint(killed.path(), 50).join("state.json");
-    let start = Instant::now();
-    while !first.exists() && start.elapsed() < Duration::from_secs(300) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(first.exists(), "no checkpoint within 300 s");
+    kill_once_exists(run_cmd(cache.path(), killed.path(), &[]), &first);
     assert!(!checkpoint(killed.path(), 150).exists(), "killed too late");
     let text = ok(run_cmd(cache.path(), killed.path(), &["--resume"])
         .output()

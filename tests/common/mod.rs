@@ -133,3 +133,20 @@ pub fn ok(out: std::process::Output) -> String {
     assert!(out.status.success(), "command failed:\n{text}");
     text
 }
+
+/// Runs `cmd` (its output discarded) until `marker` exists, then kills it: a training run cut
+/// off after its first checkpoint. Fails when the marker takes over 300 s.
+pub fn kill_once_exists(mut cmd: std::process::Command, marker: &Path) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !marker.exists() && start.elapsed() < std::time::Duration::from_secs(300) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists(), "no {} within 300 s", marker.display());
+}
