@@ -241,7 +241,7 @@ fn try_take(path: &Path) -> Result<Taken> {
 /// Refreshes the lock file's mtime every tenth of the window until stopped.
 fn heartbeat(file: &File) -> Result<(Sender<()>, std::thread::JoinHandle<()>)> {
     let file = file.try_clone()?;
-    let every = stale_window() / 10;
+    let every = (stale_window() / 10).max(Duration::from_millis(100));
     let (stop, stopped) = channel::<()>();
     let beat = std::thread::spawn(move || {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
