@@ -309,8 +309,20 @@ mod tests {
     #[test]
     fn other_host_is_stale_once_its_heartbeat_is_older_than_the_window() {
         let dead = |_| false;
-        assert!(!is_stale(&owner("b"), "a", dead, Duration::from_secs(599), W));
-        assert!(is_stale(&owner("b"), "a", dead, Duration::from_secs(601), W));
+        assert!(!is_stale(
+            &owner("b"),
+            "a",
+            dead,
+            Duration::from_secs(599),
+            W
+        ));
+        assert!(is_stale(
+            &owner("b"),
+            "a",
+            dead,
+            Duration::from_secs(601),
+            W
+        ));
     }
 
     #[test]
@@ -334,10 +346,7 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let dead = Owner {
-            pid,
-            ..Owner::me()
-        };
+        let dead = Owner { pid, ..Owner::me() };
         std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
         assert!(!inspect(&path).unwrap().alive);
         assert!(try_acquire(&path).unwrap().is_some());

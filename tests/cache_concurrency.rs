@@ -116,7 +116,9 @@ fn four_processes_on_one_key_extract_once_and_read_three_times() {
     let extracted = outputs.iter().filter(|o| o.contains("(extracted)")).count();
     let cached = outputs.iter().filter(|o| o.contains("(cached)")).count();
     assert_eq!((extracted, cached), (1, 3), "{outputs:#?}");
-    let verified = ok(sslbench(cache.path(), &["cache", "verify"]).output().unwrap());
+    let verified = ok(sslbench(cache.path(), &["cache", "verify"])
+        .output()
+        .unwrap());
     assert!(verified.contains("1 entries verified"), "{verified}");
     assert!(!verified.contains("left "), "{verified}");
 }
@@ -194,7 +196,10 @@ fn gc_removes_a_dead_writers_lock_and_partial_and_keeps_a_live_one() {
             .unwrap_or_else(|| panic!("{name} not listed: {verified}"))
             .to_string()
     };
-    assert!(line("aaaa.lock").contains(&format!("pid {dead_pid}")), "{verified}");
+    assert!(
+        line("aaaa.lock").contains(&format!("pid {dead_pid}")),
+        "{verified}"
+    );
     assert!(line("aaaa.partial").contains("stale"), "{verified}");
     assert!(line("bbbb.dense-partial").contains("alive"), "{verified}");
     assert!(verified.contains("sslbench cache gc"), "{verified}");

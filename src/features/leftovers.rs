@@ -69,7 +69,10 @@ impl Leftover {
     /// The state of its lock; `None` when it has no lock file (its writer let go or died
     /// without one).
     pub fn state(&self) -> Option<LockState> {
-        self.lock.exists().then(|| inspect(&self.lock).ok()).flatten()
+        self.lock
+            .exists()
+            .then(|| inspect(&self.lock).ok())
+            .flatten()
     }
 
     /// Removes it unless a live owner holds its lock (which `gc` takes while removing).
@@ -89,4 +92,3 @@ impl Leftover {
         Ok(Collected::Removed)
     }
 }
-
