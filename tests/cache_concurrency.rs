@@ -5,24 +5,12 @@
 
 mod common;
 
-use common::{ok, sample, sslbench};
+use common::{ok, photo_folder, sslbench};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
-
-/// 12 copies of real photos in an ImageFolder.
-fn folder(dir: &Path) -> String {
-    let class = dir.join("photos");
-    std::fs::create_dir_all(&class).unwrap();
-    let photos = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"];
-    for i in 0..12 {
-        let src = sample("skimage").join(photos[i % 4]);
-        std::fs::copy(&src, class.join(format!("{i:02}_{}", photos[i % 4]))).unwrap();
-    }
-    format!("imagefolder:{}", dir.display())
-}
 
 /// `sslbench extract` of res3 of the width-1/8 random ResNet-50 at 128 px, one image a chunk.
 fn extract_args(spec: &str) -> Vec<String> {
@@ -106,7 +94,7 @@ fn entry_contents(cache: &Path) -> (Vec<f32>, String) {
 #[test]
 fn four_processes_on_one_key_extract_once_and_read_three_times() {
     let images = tempfile::tempdir().unwrap();
-    let args = extract_args(&folder(images.path()));
+    let args = extract_args(&photo_folder(images.path(), 12));
     let cache = tempfile::tempdir().unwrap();
     let children: Vec<Child> = (0..4).map(|_| spawn(cache.path(), &args)).collect();
     let outputs: Vec<String> = children
@@ -126,7 +114,7 @@ fn four_processes_on_one_key_extract_once_and_read_three_times() {
 #[test]
 fn a_waiting_reader_takes_over_a_killed_writer_and_resumes_from_its_chunks() {
     let images = tempfile::tempdir().unwrap();
-    let args = extract_args(&folder(images.path()));
+    let args = extract_args(&photo_folder(images.path(), 12));
     let cache = tempfile::tempdir().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut writer = spawn(cache.path(), &args);
