@@ -4,22 +4,10 @@
 
 mod common;
 
-use common::{ok, sample, sslbench};
+use common::{ok, photo_folder, sample, sslbench};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// 16 copies of real photos in an ImageFolder.
-fn folder(dir: &Path) -> String {
-    let class = dir.join("photos");
-    std::fs::create_dir_all(&class).unwrap();
-    let photos = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"];
-    for i in 0..16 {
-        let src = sample("skimage").join(photos[i % 4]);
-        std::fs::copy(&src, class.join(format!("{i:02}_{}", photos[i % 4]))).unwrap();
-    }
-    format!("imagefolder:{}", dir.display())
-}
 
 fn chunk_files(cache: &Path) -> usize {
     std::fs::read_dir(cache)
@@ -54,7 +42,7 @@ fn features(cache: &Path) -> Vec<f32> {
 #[test]
 fn killed_extraction_resumes_and_matches_an_uninterrupted_run() {
     let images = tempfile::tempdir().unwrap();
-    let spec = folder(images.path());
+    let spec = photo_folder(images.path(), 16);
     let backbone = format!(
         "{}/configs/backbones/resnet50_random.toml",
         env!("CARGO_MANIFEST_DIR")

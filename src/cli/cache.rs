@@ -1,6 +1,8 @@
-//! `sslbench cache ls | verify | rm`.
+//! `sslbench cache ls | verify | export | rm | gc`.
 
+use crate::features::leftovers::{leftovers, Collected, Leftover};
 use crate::features::{verify, FeatureStore};
+use crate::lock::LockState;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -20,7 +22,8 @@ enum CacheOp {
     /// List the entries: digest, tap, architecture, pooling, shape (items x channels for a
     /// dense entry), size.
     Ls,
-    /// Check entries end to end (all, or those whose digest starts with the given prefixes).
+    /// Check entries end to end (all, or those whose digest starts with the given prefixes),
+    /// and list leftover partial folders and lock files with their owner, alive or stale.
     Verify {
         /// Digest prefixes.
         digests: Vec<String>,
@@ -40,6 +43,10 @@ enum CacheOp {
         #[arg(required = true)]
         digests: Vec<String>,
     },
+    /// Remove leftover partial folders and lock files whose owner is gone (a process that
+    /// died, or another host's lock without a heartbeat for SSLBENCH_LOCK_STALE_S seconds,
+    /// 600 by default); those of a live owner are kept.
+    Gc,
 }
 
 /// Runs `sslbench cache`.
@@ -81,6 +88,13 @@ pub fn run(args: CacheArgs) -> Result<()> {
                     }
                 }
             }
+            let left = leftovers(store.root())?;
+            for l in &left {
+                println!("left    {}", describe(l, l.state()));
+            }
+            if left.iter().any(|l| l.state().is_none_or(|s| !s.alive)) {
+                println!("leftovers of dead writers: `sslbench cache gc` removes them");
+            }
             if failed > 0 {
                 bail!("{failed} of {} entries failed verification", paths.len());
             }
@@ -117,6 +131,21 @@ pub fn run(args: CacheArgs) -> Result<()> {
             println!("wrote {} and {}", f.display(), t.display());
             Ok(())
         }
+        CacheOp::Gc => {
+            let mut removed = 0;
+            for l in leftovers(store.root())? {
+                match l.collect()? {
+                    Collected::Removed => {
+                        removed += 1;
+                        println!("removed {}", l.path.display());
+                    }
+                    Collected::Kept(state) => println!("kept    {}", describe(&l, Some(state))),
+                    Collected::Gone => {}
+                }
+            }
+            println!("{removed} leftovers removed");
+            Ok(())
+        }
         CacheOp::Rm { digests } => {
             for path in select(&store, &digests)? {
                 std::fs::remove_file(&path)?;
@@ -125,6 +154,20 @@ pub fn run(args: CacheArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// One line on a leftover: its path, kind, owner and whether that owner is alive.
+fn describe(l: &Leftover, state: Option<LockState>) -> String {
+    let kind = if l.is_lock() { "lock" } else { "partial" };
+    let owner = match state {
+        None => "no lock: its writer is gone".to_string(),
+        Some(LockState { owner, alive }) => format!(
+            "{}, {}",
+            owner.map_or_else(|| "owner unknown".into(), |o| format!("owner {o}")),
+            if alive { "alive" } else { "stale" }
+        ),
+    };
+    format!("{}  ({kind}; {owner})", l.path.display())
 }
 
 fn select(store: &FeatureStore, prefixes: &[String]) -> Result<Vec<PathBuf>> {

@@ -165,6 +165,11 @@ impl FeatureStore {
         if self.contains(key) {
             return Ok((DenseEntry::open_as(&path, key, names)?, Status::Cached));
         }
+        // One writer per key; a process we waited for may have finished the entry.
+        let _lock = self.lock(key)?;
+        if self.contains(key) {
+            return Ok((DenseEntry::open_as(&path, key, names)?, Status::Cached));
+        }
         let dir = self.root().join(format!("{}.dense-partial", key.digest()));
         let mut partial = DensePartial::open(dir.clone(), key, names, dtype)?;
         let resumed_from = partial.resume_point().min(names.len());

@@ -56,19 +56,36 @@ impl<T> DerivedFile<'_, T> {
             digest: self.digest.clone(),
             status,
         };
-        if path.exists() {
-            match (self.read)(&path) {
-                Ok(v) => return Ok((v, derived(Status::Cached))),
-                Err(e) => eprintln!(
-                    "warning: the cached {} file {} does not read ({e:#}); making it again",
-                    self.kind,
-                    path.display()
-                ),
+        let read = |warn: bool| -> Option<T> {
+            if !path.exists() {
+                return None;
             }
+            (self.read)(&path)
+                .inspect_err(|e| {
+                    if warn {
+                        eprintln!(
+                            "warning: the cached {} file {} does not read ({e:#}); making it again",
+                            self.kind,
+                            path.display()
+                        )
+                    }
+                })
+                .ok()
+        };
+        if let Some(v) = read(false) {
+            return Ok((v, derived(Status::Cached)));
         }
-        let value = make()?;
         let dir = path.parent().expect("a cache file has a folder");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // One writer per file; a process we waited for may have written it.
+        let _lock = crate::lock::acquire(
+            &crate::lock::lock_path(&path),
+            &format!("the {} file {}", self.kind, self.digest),
+        )?;
+        if let Some(v) = read(true) {
+            return Ok((v, derived(Status::Cached)));
+        }
+        let value = make()?;
         write_atomic_with(&path, |tmp| (self.write)(&value, tmp))
             .with_context(|| format!("cannot store the {} file {}", self.kind, path.display()))?;
         Ok((value, derived(Status::Extracted { resumed_from: 0 })))

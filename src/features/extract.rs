@@ -136,25 +136,34 @@ pub fn get_or_extract(
     let weights = backbone.weights_digest()?;
     let manifest = dataset.manifest_digest()?;
     let mut done = Vec::new();
-    let mut pending = Vec::new();
+    let mut missing = Vec::new();
     for &tap in taps {
         let key = cache_key(backbone, &weights, tap, cfg, &manifest)?;
         if store.contains(&key) {
-            let path = store.entry_path(&key);
-            done.push(Extracted {
-                tap,
-                key,
-                path,
-                status: Status::Cached,
-            });
+            done.push(cached(store, tap, key));
+        } else {
+            missing.push((tap, key));
+        }
+    }
+    // One writer per key: the locks are taken in digest order (no two processes deadlock),
+    // and a key that a process we waited for finished is read, not extracted again.
+    missing.sort_by_key(|(_, key)| key.digest());
+    let mut _locks = Vec::new();
+    let mut pending = Vec::new();
+    for (tap, key) in missing {
+        _locks.push(store.lock(&key)?);
+        if store.contains(&key) {
+            done.push(cached(store, tap, key));
         } else {
             let partial = store.partial(&key)?;
             pending.push((tap, key, partial));
         }
     }
     if pending.is_empty() {
+        done.sort_by_key(|e| taps.iter().position(|t| *t == e.tap));
         return Ok(done);
     }
+    pending.sort_by_key(|p| taps.iter().position(|t| *t == p.0));
     let n = dataset.samples.len();
     let start = pending
         .iter()
@@ -183,6 +192,15 @@ pub fn get_or_extract(
     }
     done.sort_by_key(|e| taps.iter().position(|t| *t == e.tap));
     Ok(done)
+}
+
+fn cached(store: &FeatureStore, tap: Tap, key: CacheKey) -> Extracted {
+    Extracted {
+        tap,
+        path: store.entry_path(&key),
+        key,
+        status: Status::Cached,
+    }
 }
 
 /// A decoded batch: its first sample index and one result per image.

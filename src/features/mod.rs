@@ -4,6 +4,7 @@ pub mod dense;
 pub mod derived;
 pub mod extract;
 pub mod key;
+pub mod leftovers;
 pub mod partial;
 pub mod pooling;
 pub mod store;

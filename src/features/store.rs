@@ -6,6 +6,7 @@
 use super::key::{CacheKey, FORMAT_VERSION, KEY_FIELDS};
 use super::partial::{PartialEntry, Skipped};
 use crate::data::Sample;
+use crate::lock::KeyLock;
 use anyhow::{bail, Context, Result};
 use hdf5::types::VarLenUnicode;
 use ndarray::{Array2, ArrayD, IxDyn};
@@ -145,6 +146,19 @@ impl FeatureStore {
                 .ok()
                 .and_then(|f| read_key(&f).ok())
                 .is_some_and(|k| &k == key)
+    }
+
+    /// Where the write lock of `key`'s entry lives: `<digest>.lock`.
+    pub fn lock_path(&self, key: &CacheKey) -> PathBuf {
+        self.root.join(format!("{}.lock", key.digest()))
+    }
+
+    /// Takes the write lock of `key`'s entry, waiting while a live process holds it.
+    pub fn lock(&self, key: &CacheKey) -> Result<KeyLock> {
+        crate::lock::acquire(
+            &self.lock_path(key),
+            &format!("cache entry {}", key.digest()),
+        )
     }
 
     /// The chunk folder of an entry being extracted (resumed if it exists).

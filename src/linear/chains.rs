@@ -4,7 +4,9 @@
 //! cross-validation on the sample when k >= folds, else on the training rows outside it).
 
 use super::lowshot::Draw;
-use super::protocol::{best_cost, cv_scores, primal_scores, trainings_bar, SvmProtocol};
+use super::protocol::{
+    best_cost, cv_scores, lock_journal, primal_scores, trainings_bar, SvmProtocol,
+};
 use super::svm::{Gram, Kernel, Rows};
 use super::sweep::{sweep, Subset};
 use crate::metrics::voc_ap;
@@ -35,6 +37,7 @@ pub fn run_chains(
     journal: &Path,
     tap: &str,
 ) -> Result<Vec<(usize, usize, usize, ChainResult)>> {
+    let _lock = lock_journal(journal)?;
     let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let nc = train_labels.ncols();

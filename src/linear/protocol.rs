@@ -283,8 +283,7 @@ pub fn cross_validated(
     journal: &Path,
     label: &str,
 ) -> Result<Vec<ClassResult>> {
-    std::fs::create_dir_all(journal)
-        .with_context(|| format!("cannot create the SVM journal {}", journal.display()))?;
+    let _lock = lock_journal(journal)?;
     let (order, sorted) = protocol.ascending();
     let params = protocol.params();
     let nc = classes.len();
@@ -352,6 +351,17 @@ pub fn cross_validated(
         .collect::<Result<Vec<_>>>()?;
     bar.finish_and_clear();
     Ok(results)
+}
+
+/// Creates the SVM journal folder and takes its lock (`<journal>.lock`): one process at a
+/// time writes a journal's chain files; a second one waits, then resumes from them.
+pub fn lock_journal(journal: &Path) -> Result<crate::lock::KeyLock> {
+    std::fs::create_dir_all(journal)
+        .with_context(|| format!("cannot create the SVM journal {}", journal.display()))?;
+    crate::lock::acquire(
+        &crate::lock::lock_path(journal),
+        &format!("the SVM journal {}", journal.display()),
+    )
 }
 
 /// The resume folder of one protocol run: `<root>/svm/<digest>`, where the digest covers

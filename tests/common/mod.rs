@@ -150,3 +150,16 @@ pub fn kill_once_exists(mut cmd: std::process::Command, marker: &Path) {
     child.wait().unwrap();
     assert!(marker.exists(), "no {} within 300 s", marker.display());
 }
+
+/// `count` copies of real photos (data/samples/skimage) in an ImageFolder under `dir`, as a
+/// dataset SPEC.
+pub fn photo_folder(dir: &Path, count: usize) -> String {
+    let class = dir.join("photos");
+    std::fs::create_dir_all(&class).unwrap();
+    let photos = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"];
+    for i in 0..count {
+        let src = sample("skimage").join(photos[i % 4]);
+        std::fs::copy(&src, class.join(format!("{i:02}_{}", photos[i % 4]))).unwrap();
+    }
+    format!("imagefolder:{}", dir.display())
+}
