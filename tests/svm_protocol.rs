@@ -204,7 +204,10 @@ fn chain_states(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime, usize)> {
         return vec![];
     };
     journals
-        .flat_map(|j| std::fs::read_dir(j.unwrap().path()).unwrap())
+        .map(|j| j.unwrap().path())
+        // A killed run leaves its journal's lock file beside the journal folders.
+        .filter(|j| j.is_dir())
+        .flat_map(|j| std::fs::read_dir(j).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "state"))
         .map(|p| {
