@@ -24,9 +24,9 @@ fn stderr(o: &Output) -> String {
 }
 
 /// A sweep file in `dir` from the CI sweep with `edit` applied to its text.
-fn sweep_with(dir: &Path, edit: impl Fn(String) -> String) -> String {
+fn sweep_with(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> String {
     let text = std::fs::read_to_string(root().join("configs/sweeps/ci_slurm.toml")).unwrap();
-    let path = dir.join("s.toml");
+    let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, edit(text)).unwrap();
     path.to_string_lossy().into_owned()
 }
@@ -38,17 +38,21 @@ fn bad_sweeps_fail_before_anything_runs() {
     let o = out.to_str().unwrap();
     let cases = [
         (
-            sweep_with(dir.path(), |t| {
+            sweep_with(dir.path(), "a", |t| {
                 t.replace("resnet50_w8_random", "no_such_backbone")
             }),
             "no_such_backbone",
         ),
         (
-            sweep_with(dir.path(), |t| t.replace("voc07_lowshot", "no_such_task")),
+            sweep_with(dir.path(), "b", |t| {
+                t.replace("voc07_lowshot", "no_such_task")
+            }),
             "no_such_task",
         ),
         (
-            sweep_with(dir.path(), |t| t.replace("max_array = 2", "max_arrays = 2")),
+            sweep_with(dir.path(), "c", |t| {
+                t.replace("max_array = 2", "max_arrays = 2")
+            }),
             "max_arrays",
         ),
     ];

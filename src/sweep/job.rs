@@ -82,7 +82,7 @@ pub fn run(plan: &Plan, ctx: &SweepContext, job: JobId) -> Result<()> {
             let setup = Setup::resolve(
                 &e.backbone,
                 Some(task),
-                &plan.sets,
+                &e.sets,
                 ctx.device.clone(),
                 ctx.cache.clone(),
             )?;
@@ -107,7 +107,7 @@ pub fn run(plan: &Plan, ctx: &SweepContext, job: JobId) -> Result<()> {
                 task_file: &c.task,
                 backbone: &c.backbone,
                 taps: plan.taps.as_deref(),
-                sets: &plan.sets,
+                sets: &c.sets,
                 device: ctx.device.clone(),
                 cache: ctx.cache.clone(),
                 out: &ctx.out,

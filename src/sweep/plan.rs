@@ -6,7 +6,7 @@
 use super::file::{SlurmSection, SweepFile};
 use crate::config;
 use crate::pretext::config::PretextConfig;
-use crate::tasks::{TaskHeader, TaskKind};
+use crate::tasks::{TaskHeader, TaskKind, SHARED_SECTIONS};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,8 @@ pub struct ExtractJob {
     pub spec: String,
     /// The pretext run that writes the backbone, if any.
     pub pretrain: Option<usize>,
+    /// The overrides of the task.
+    pub sets: Vec<String>,
 }
 
 /// One (backbone, task) cell: one results JSON.
@@ -46,6 +48,8 @@ pub struct Cell {
     pub pretrain: Option<usize>,
     /// The extraction jobs the cell reads.
     pub extracts: Vec<usize>,
+    /// The sweep's overrides this task reads (see [`task_sets`]).
+    pub sets: Vec<String>,
 }
 
 /// Every job of a sweep, in the order they run.
@@ -115,14 +119,14 @@ impl Plan {
         let mut tasks = Vec::new();
         for t in &sweep.tasks {
             let path = locate(t, "task file")?;
-            let specs = shared_specs(&path, &sets, sweep.taps.as_deref())?;
-            tasks.push((path, specs));
+            let (own, specs) = shared_specs(&path, &sets, sweep.taps.as_deref())?;
+            tasks.push((path, own, specs));
         }
         let mut extracts: Vec<ExtractJob> = Vec::new();
         let mut keys: Vec<(usize, String)> = Vec::new();
         let mut cells = Vec::new();
         for (b, (backbone, pre)) in backbones.iter().enumerate() {
-            for (task, specs) in &tasks {
+            for (task, own, specs) in &tasks {
                 let mut reads = Vec::new();
                 for (spec, group) in specs {
                     let key = (b, format!("{spec}\n{group}"));
@@ -135,6 +139,7 @@ impl Plan {
                                 task: task.clone(),
                                 spec: spec.clone(),
                                 pretrain: *pre,
+                                sets: own.clone(),
                             });
                             extracts.len() - 1
                         }
@@ -147,6 +152,7 @@ impl Plan {
                     run: format!("{}_{}", stem(task), stem(backbone)),
                     pretrain: *pre,
                     extracts: reads,
+                    sets: own.clone(),
                 });
             }
         }
@@ -172,13 +178,35 @@ impl Plan {
     }
 }
 
-/// The splits a task file extracts through the shared cache, each with the protocol that
-/// keys it (taps and the `extract`, `transform` and `pooling` sections): empty for kinds that
-/// extract their own way (dense maps, navigation, augmented probes).
-fn shared_specs(task: &Path, sets: &[String], taps: Option<&str>) -> Result<Vec<(String, String)>> {
+/// The sweep's overrides a task of `kind` reads: `backbone.*`, the shared sections and the
+/// kind's own (a sweep's `lowshot.k` is not the SVM task's).
+pub fn task_sets(kind: TaskKind, sets: &[String]) -> Vec<String> {
+    sets.iter()
+        .filter(|s| {
+            let head = s.split(['.', '=']).next().unwrap_or_default().trim();
+            head == "backbone" || SHARED_SECTIONS.contains(&head) || kind.sections().contains(&head)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The task's overrides ([`task_sets`]) and the splits it extracts through the shared cache,
+/// each with the protocol that keys it (taps and the `extract`, `transform` and `pooling`
+/// sections): no splits for kinds that extract their own way (dense maps, navigation,
+/// augmented probes).
+#[allow(clippy::type_complexity)]
+fn shared_specs(
+    task: &Path,
+    sets: &[String],
+    taps: Option<&str>,
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
     let mut doc = config::shipped("extract.toml")?;
     config::merge(&mut doc, config::read_layered(task)?);
-    let runs: Vec<String> = sets
+    let kind = TaskHeader::of(&doc)
+        .with_context(|| format!("in task file {}", task.display()))?
+        .task;
+    let own = task_sets(kind, sets);
+    let runs: Vec<String> = own
         .iter()
         .filter(|s| !s.starts_with("backbone."))
         .cloned()
@@ -187,7 +215,7 @@ fn shared_specs(task: &Path, sets: &[String], taps: Option<&str>) -> Result<Vec<
     let header =
         TaskHeader::of(&doc).with_context(|| format!("in task file {}", task.display()))?;
     if !SHARED_KINDS.contains(&header.task) {
-        return Ok(Vec::new());
+        return Ok((own, Vec::new()));
     }
     let taps = taps.or(header.taps.as_deref()).unwrap_or_default();
     let mut group = format!("taps={taps}");
@@ -207,7 +235,7 @@ fn shared_specs(task: &Path, sets: &[String], taps: Option<&str>) -> Result<Vec<
             specs.push((spec.replace("{root}", root), group.clone()));
         }
     }
-    Ok(specs)
+    Ok((own, specs))
 }
 
 /// A file's stem, as run names use it.
