@@ -82,7 +82,11 @@ stop() {
         kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
     fi
     for _ in $(seq 20); do
-        pgrep -x 'slurmd|slurmctld|munged' >/dev/null || return 0
+        left=0
+        for d in slurmd slurmctld munged; do
+            if pgrep -x "$d" >/dev/null; then left=1; fi
+        done
+        [ "$left" = 1 ] || return 0
         sleep 0.5
     done
     echo "slurm: daemons still running" >&2
