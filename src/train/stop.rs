@@ -78,7 +78,7 @@ impl Cadence {
     pub fn due(&mut self, done: usize, total: usize) -> bool {
         let timer =
             self.seconds > 0.0 && self.last.elapsed() >= Duration::from_secs_f64(self.seconds);
-        let due = done % self.every == 0 || done == total || timer || requested();
+        let due = done.is_multiple_of(self.every) || done == total || timer || requested();
         if due {
             self.last = Instant::now();
         }
