@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::scores;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -68,24 +71,6 @@ fn sweep(d: &Path, name: &str, extra: &[&str]) -> Output {
         .arg(d.join(format!("{name}-cache")))
         .args(extra);
     cmd.output().expect("sslbench runs")
-}
-
-/// The scores of every results JSON in `out` (`metrics` and `tables`; timings, configs and
-/// cache paths are left out), by run.
-fn scores(out: &Path) -> Vec<(String, serde_json::Value)> {
-    let mut v: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let j: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::json!([j["metrics"], j["tables"]]))
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 /// Polls `cond` every 200 ms; panics with `what` after `limit`.
