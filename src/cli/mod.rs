@@ -53,7 +53,8 @@ enum Command {
     Normals(normals::NormalsArgs),
 }
 
-/// Parses the command line, runs it, and turns an error into a message and exit code 1.
+/// Parses the command line, runs it, and turns an error into a message and exit code 1 (75,
+/// [`crate::train::stop::EXIT_REQUEUE`], for a training loop stopped by SIGTERM).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -75,6 +76,9 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
+            }
+            if e.chain().any(|c| c.is::<crate::train::stop::Stopped>()) {
+                return ExitCode::from(crate::train::stop::EXIT_REQUEUE);
             }
             ExitCode::FAILURE
         }

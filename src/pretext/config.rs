@@ -81,6 +81,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Write a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// Also write one when this many seconds have passed since the last (0: never), and
+    /// always on SIGTERM ([`crate::train::stop`]).
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
     /// Checkpoints kept on disk.
     pub keep_checkpoints: usize,
     /// Write a log row every this many steps.

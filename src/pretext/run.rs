@@ -23,6 +23,7 @@ use crate::train::optim::Optimizer;
 use crate::train::params::ParamKind;
 use crate::train::prefetch::with_prefetch;
 use crate::train::run_dir::{RunDir, RunSpec};
+use crate::train::stop::Cadence;
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::Device;
 use rand::seq::SliceRandom;
@@ -305,6 +306,7 @@ fn train_steps(
     let bar = crate::progress::bar((steps - start) as u64, "pretraining", "steps");
     let began = Instant::now();
     let mut window = Window::new();
+    let mut cadence = Cadence::new(cfg.train.checkpoint_every, cfg.train.checkpoint_seconds);
     with_prefetch(
         start..steps,
         |step| loader.train_batch(step),
@@ -339,8 +341,9 @@ fn train_steps(
                     log.push(row)?;
                     window = Window::new();
                 }
-                if done % cfg.train.checkpoint_every == 0 || done == steps {
+                if cadence.due(done, steps) {
                     run.save(done, &model.params, optim)?;
+                    cadence.check(done)?;
                 }
             }
             Ok(())

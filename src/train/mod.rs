@@ -12,3 +12,4 @@ pub mod prefetch;
 pub mod run_dir;
 pub mod run_section;
 pub mod schedule;
+pub mod stop;

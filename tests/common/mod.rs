@@ -163,3 +163,21 @@ pub fn photo_folder(dir: &Path, count: usize) -> String {
     }
     format!("imagefolder:{}", dir.display())
 }
+
+/// The sweep's results of `out`, by run: the `metrics` and `tables` fields (the scores;
+/// timings, config and cache paths differ between runs by design).
+pub fn scores(out: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut v: Vec<(String, serde_json::Value)> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let j: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::json!([j["metrics"], j["tables"]]))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
