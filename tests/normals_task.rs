@@ -9,7 +9,8 @@
 //!   baselines' medians;
 //! - a second run with the same cache finds the training labels and every frozen map cached;
 //! - a run killed after its first checkpoint and resumed ends with the same weights, bit for
-//!   bit, as the run that never stopped.
+//!   bit, as the run that never stopped; so does a run stopped by SIGTERM, which checkpoints
+//!   at that step and exits with code 75 first.
 
 mod common;
 
@@ -107,4 +108,42 @@ fn normals_train_evaluate_with_baselines_and_reuse_the_cache() {
         .unwrap());
     assert!(text.contains("resuming"), "{text}");
     assert_eq!(last(killed.path()), last(out.path()));
+
+    // SIGTERM (a Slurm preemption) mid-run: a checkpoint at that step, exit code 75 (requeue),
+    // and a resume to the same final weights.
+    let termed = tempfile::tempdir().unwrap();
+    let mut child = run_cmd(cache.path(), termed.path(), &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = termed.path().join(RUN).join("res4/train.csv");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map_or(true, |t| t.lines().count() < 3)
+        && start.elapsed() < std::time::Duration::from_secs(300)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(75));
+    let steps: Vec<usize> = std::fs::read_dir(termed.path().join(RUN).join("res4/checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_prefix("step_")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let at = steps.iter().copied().max().unwrap();
+    assert!((20..150).contains(&at), "checkpoints at {steps:?}");
+    ok(run_cmd(cache.path(), termed.path(), &["--resume"])
+        .output()
+        .unwrap());
+    assert_eq!(last(termed.path()), last(out.path()));
 }

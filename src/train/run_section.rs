@@ -12,6 +12,10 @@ pub struct RunSection {
     pub seeds: usize,
     /// Checkpoint every this many steps (PPO updates for navigation).
     pub checkpoint_every: usize,
+    /// Also checkpoint every this many seconds (0: only every `checkpoint_every`); a SIGTERM
+    /// always checkpoints before the run stops.
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
     /// Checkpoints kept per run.
     pub keep_checkpoints: usize,
     /// Curve resolution: steps are averaged in windows of this many.

@@ -185,6 +185,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Iterations between checkpoints.
     pub checkpoint_every: usize,
+    /// Also checkpoint every this many seconds of training (0: only every
+    /// `checkpoint_every`); a SIGTERM always checkpoints before the run stops.
+    pub checkpoint_seconds: f64,
     /// Checkpoints kept.
     pub keep_checkpoints: usize,
     /// Iterations between log rows.
@@ -199,6 +202,7 @@ impl Default for TrainConfig {
             aspect_grouping: true,
             seed: 3,
             checkpoint_every: 1000,
+            checkpoint_seconds: 0.0,
             keep_checkpoints: 2,
             log_every: 20,
         }

@@ -15,6 +15,7 @@ use crate::train::log::{CsvLog, LogRow};
 use crate::train::optim::{Method, Optimizer, OptimizerConfig};
 use crate::train::params::Params;
 use crate::train::run_dir::{RunDir, RunSpec};
+use crate::train::stop::Cadence;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use std::path::Path;
@@ -289,6 +290,7 @@ pub fn train(
         cfg.train.aspect_grouping,
     )?;
     let bar = crate::progress::bar((total - start) as u64, "Fast R-CNN", "iterations");
+    let mut cadence = Cadence::new(cfg.train.checkpoint_every, cfg.train.checkpoint_seconds);
     let started = Instant::now();
     let mut since = Instant::now();
     let mut sums = (0.0, 0.0, 0.0, 0usize);
@@ -337,8 +339,9 @@ pub fn train(
             sums = (0.0, 0.0, 0.0, 0);
             since = Instant::now();
         }
-        if done % cfg.train.checkpoint_every.max(1) == 0 || done == total {
+        if cadence.due(done, total) {
             run_dir.save(done, params, &optim)?;
+            cadence.check(done)?;
         }
     }
     bar.finish_and_clear();

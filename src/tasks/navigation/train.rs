@@ -16,6 +16,7 @@ use super::rollout::{Rollout, Sample};
 use crate::seed::stream as seeded;
 use crate::train::log::CsvLog;
 use crate::train::run_dir::{RunDir, RunSpec};
+use crate::train::stop::Cadence;
 use anyhow::Result;
 use sslbench_envs::{Frame, Observation, VecEnv};
 use std::path::PathBuf;
@@ -120,6 +121,7 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
             &format!("PPO {} seed {}", run.perception.tap().name(), run.seed),
             "updates",
         );
+        let mut cadence = Cadence::new(cfg.run.checkpoint_every, cfg.run.checkpoint_seconds);
         for update in start_update..updates {
             let t0 = Instant::now();
             let mut rng = seeded(run.seed, &[STREAM_UPDATE, update as u64]);
@@ -158,8 +160,9 @@ pub fn train(run: &AgentRun) -> Result<Trained> {
                 row.return_mean, row.success_rate, fps
             ));
             log.push(row)?;
-            if done % cfg.run.checkpoint_every == 0 || done == updates {
+            if cadence.due(done, updates) {
                 run_dir.save(done, &agent.params, &agent.optimizer)?;
+                cadence.check(done)?;
             }
             bar.inc(1);
         }

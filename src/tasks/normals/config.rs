@@ -203,6 +203,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Iterations between checkpoints.
     pub checkpoint_every: usize,
+    /// Also checkpoint every this many seconds of training (0: only every
+    /// `checkpoint_every`); a SIGTERM always checkpoints before the run stops.
+    pub checkpoint_seconds: f64,
     /// Checkpoints kept.
     pub keep_checkpoints: usize,
     /// Iterations between log rows.
@@ -215,6 +218,7 @@ impl Default for TrainConfig {
             batch: 16,
             seed: 304,
             checkpoint_every: 1000,
+            checkpoint_seconds: 0.0,
             keep_checkpoints: 2,
             log_every: 20,
         }

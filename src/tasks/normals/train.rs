@@ -15,6 +15,7 @@ use crate::train::log::{CsvLog, LogRow};
 use crate::train::optim::{Method, Optimizer, OptimizerConfig};
 use crate::train::params::Params;
 use crate::train::run_dir::{RunDir, RunSpec};
+use crate::train::stop::Cadence;
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use rand::seq::SliceRandom;
@@ -213,6 +214,7 @@ pub fn train(
     }
     let sides = &cfg.input.train_short_sides;
     let bar = crate::progress::bar((total - start) as u64, "normals", "iterations");
+    let mut cadence = Cadence::new(cfg.train.checkpoint_every, cfg.train.checkpoint_seconds);
     let started = Instant::now();
     let mut since = Instant::now();
     let mut sums = (0.0, 0.0, 0usize);
@@ -251,8 +253,9 @@ pub fn train(
             sums = (0.0, 0.0, 0);
             since = Instant::now();
         }
-        if done % cfg.train.checkpoint_every.max(1) == 0 || done == total {
+        if cadence.due(done, total) {
             run_dir.save(done, params, &optim)?;
+            cadence.check(done)?;
         }
     }
     bar.finish_and_clear();
