@@ -103,11 +103,18 @@ pub fn run(plan: &Plan, ctx: &SweepContext, job: JobId) -> Result<()> {
                 c.task.display(),
                 c.backbone.display()
             );
+            // A cell whose task trains in a run folder (`[run]`: detection, normals,
+            // navigation) continues from its last checkpoint when it runs again (a requeue
+            // after SIGTERM, `--resume` after a failure).
+            let mut sets = c.sets.clone();
+            if crate::config::read_layered(&c.task)?.contains_key("run") {
+                sets.push("run.resume=true".into());
+            }
             let request = RunRequest {
                 task_file: &c.task,
                 backbone: &c.backbone,
                 taps: plan.taps.as_deref(),
-                sets: &c.sets,
+                sets: &sets,
                 device: ctx.device.clone(),
                 cache: ctx.cache.clone(),
                 out: &ctx.out,
