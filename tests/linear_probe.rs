@@ -7,7 +7,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::sample;
+use common::{checkpoint_steps, kill_once_exists, ok, sample, sslbench, term_once};
 use rand::SeedableRng;
 use sslbench::data::augment::{AugmentConfig, AugmentCrop, Window};
 use sslbench::data::{Resize, TransformConfig};
@@ -185,8 +185,8 @@ fn augmentation_windows_follow_torchvision() {
 
 /// `sslbench run tasks/places205_linear.toml` on the small Fashion-MNIST lists with a
 /// random-init ResNet-50 at width 1/16, 112-pixel inputs (taps whose pools fit: conv1, res3,
-/// pool5), batches of 60 in two batch-norm groups; returns the results JSON.
-fn run_probe(cache: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+/// pool5), batches of 60 in two batch-norm groups.
+fn probe_cmd(cache: &Path, out: &Path, extra: &[&str]) -> Command {
     let root = env!("CARGO_MANIFEST_DIR");
     let fashion = sample("fashion-mnist");
     let list = |name: &str| {
@@ -209,30 +209,41 @@ fn run_probe(cache: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
         "probe.log_every=25".into(),
     ];
     sets.extend(extra.iter().map(|s| s.to_string()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslbench"));
-    cmd.args([
+    let task = format!("{root}/tasks/places205_linear.toml");
+    let backbone = format!("{root}/configs/backbones/resnet50_random.toml");
+    let mut args = vec![
         "run",
-        &format!("{root}/tasks/places205_linear.toml"),
+        &task,
         "--backbone",
-        &format!("{root}/configs/backbones/resnet50_random.toml"),
+        &backbone,
         "--taps",
         "conv1,res3,pool5",
         "--out",
         out.to_str().unwrap(),
-    ])
-    .env("SSLBENCH_CACHE", cache)
-    .env("RAYON_NUM_THREADS", "2");
+    ];
     for s in &sets {
-        cmd.args(["--set", s]);
+        args.extend(["--set", s]);
     }
-    let output = cmd.output().unwrap();
-    assert!(
-        output.status.success(),
-        "sslbench failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(out.join("places205_linear_resnet50_random.json")).unwrap();
+    if extra.contains(&"run.resume=true") {
+        args.push("--resume");
+    }
+    sslbench(cache, &args)
+}
+
+/// [`probe_cmd`] run to its end; returns the results JSON.
+fn run_probe(cache: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    ok(probe_cmd(cache, out, extra).output().unwrap());
+    let text = std::fs::read_to_string(out.join(format!("{RUN}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// The run's name, and so its folder under `--out`.
+const RUN: &str = "places205_linear_resnet50_random";
+
+/// The final heads a run wrote (its last checkpoint's bytes).
+fn final_heads(out: &Path, step: usize) -> Vec<u8> {
+    let dir = out.join(RUN).join(format!("checkpoints/step_{step:08}"));
+    std::fs::read(dir.join("model.safetensors")).unwrap()
 }
 
 /// `(tap, name) -> value` of the metrics, checking their variant.
@@ -325,4 +336,88 @@ fn paper_mode_trains_through_the_trunk() {
         .unwrap();
     assert_eq!(curve.len(), 2);
     assert!(curve.iter().all(|p| p[1].as_f64().unwrap().is_finite()));
+}
+
+#[test]
+fn fast_mode_resumes_mid_epoch_to_the_same_heads_and_curves() {
+    let cache = tempfile::tempdir().unwrap();
+    // 300 images in batches of 60: five iterations an epoch; checkpoints every 37 fall inside
+    // epochs, and a one-iteration log window makes the curves comparable point for point.
+    let sets = [
+        "run.checkpoint_every=37",
+        "run.keep_checkpoints=10",
+        "probe.log_every=1",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    let want = run_probe(cache.path(), whole.path(), &sets);
+    let dir = whole.path().join(RUN).join("checkpoints");
+    assert_eq!(checkpoint_steps(&dir), [37, 74, 111, 148, 150]);
+
+    // A run folder used already is refused without --resume, and nothing in it is touched.
+    let again = probe_cmd(cache.path(), whole.path(), &sets).output().unwrap();
+    assert!(!again.status.success());
+    let text = String::from_utf8_lossy(&again.stderr);
+    assert!(text.contains("--resume"), "{text}");
+
+    // The same folder as a run that stopped after iteration 74 would have left it.
+    let cut = tempfile::tempdir().unwrap();
+    common::copy_dir(whole.path(), cut.path());
+    let ckpts = cut.path().join(RUN).join("checkpoints");
+    for step in [111, 148, 150] {
+        std::fs::remove_dir_all(ckpts.join(format!("step_{step:08}"))).unwrap();
+    }
+    std::fs::write(ckpts.join("latest"), "step_00000074").unwrap();
+    let mut resumed_sets = sets.to_vec();
+    resumed_sets.push("run.resume=true");
+    let got = run_probe(cache.path(), cut.path(), &resumed_sets);
+    assert_eq!(got["details"]["resumed_from"], 74);
+    assert_eq!(final_heads(cut.path(), 150), final_heads(whole.path(), 150));
+    assert_eq!(metrics(&got, "fast"), metrics(&want, "fast"));
+    assert_eq!(got["details"]["heads"], want["details"]["heads"]);
+
+    // A finished run resumed trains nothing and reports the same.
+    let done = run_probe(cache.path(), cut.path(), &resumed_sets);
+    assert_eq!(done["details"]["resumed_from"], 150);
+    assert_eq!(metrics(&done, "fast"), metrics(&want, "fast"));
+}
+
+#[test]
+fn paper_mode_resumes_after_a_kill_and_after_sigterm_to_the_same_heads() {
+    let cache = tempfile::tempdir().unwrap();
+    let sets = [
+        "probe.mode=paper",
+        "probe.fair.length=30",
+        "probe.fair.step=20",
+        "probe.log_every=5",
+        "run.checkpoint_every=10",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    let want = run_probe(cache.path(), whole.path(), &sets);
+    let mut resumed_sets = sets.to_vec();
+    resumed_sets.push("run.resume=true");
+
+    // SIGKILLed after its first checkpoint, then resumed.
+    let killed = tempfile::tempdir().unwrap();
+    let first = killed.path().join(RUN).join("checkpoints/step_00000010/state.json");
+    kill_once_exists(probe_cmd(cache.path(), killed.path(), &sets), &first);
+    let got = run_probe(cache.path(), killed.path(), &resumed_sets);
+    assert!(got["details"]["resumed_from"].as_u64().unwrap() >= 10);
+    assert_eq!(final_heads(killed.path(), 30), final_heads(whole.path(), 30));
+    assert_eq!(metrics(&got, "paper"), metrics(&want, "paper"));
+
+    // SIGTERM (a Slurm preemption) once the log has rows: a checkpoint at that iteration and
+    // exit code 75 (the sweep's sbatch script requeues it), then a resume to the same heads.
+    let termed = tempfile::tempdir().unwrap();
+    let log = termed.path().join(RUN).join("probe_log.csv");
+    let code = term_once(probe_cmd(cache.path(), termed.path(), &sets), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() > 3)
+    });
+    assert_eq!(code, Some(75));
+    let steps = checkpoint_steps(&termed.path().join(RUN).join("checkpoints"));
+    let at = *steps.last().unwrap();
+    assert!((5..30).contains(&at), "checkpoints at {steps:?}");
+    let got = run_probe(cache.path(), termed.path(), &resumed_sets);
+    assert_eq!(got["details"]["resumed_from"], at);
+    assert_eq!(final_heads(termed.path(), 30), final_heads(whole.path(), 30));
+    assert_eq!(metrics(&got, "paper"), metrics(&want, "paper"));
 }

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{kill_once_exists, ok, sample, sslbench};
+use common::{checkpoint_steps, kill_once_exists, ok, sample, sslbench, term_once};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -112,34 +112,12 @@ fn normals_train_evaluate_with_baselines_and_reuse_the_cache() {
     // SIGTERM (a Slurm preemption) mid-run: a checkpoint at that step, exit code 75 (requeue),
     // and a resume to the same final weights.
     let termed = tempfile::tempdir().unwrap();
-    let mut child = run_cmd(cache.path(), termed.path(), &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let log = termed.path().join(RUN).join("res4/train.csv");
-    let start = std::time::Instant::now();
-    while std::fs::read_to_string(&log).map_or(true, |t| t.lines().count() < 3)
-        && start.elapsed() < std::time::Duration::from_secs(300)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(75));
-    let steps: Vec<usize> = std::fs::read_dir(termed.path().join(RUN).join("res4/checkpoints"))
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .strip_prefix("step_")?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let code = term_once(run_cmd(cache.path(), termed.path(), &[]), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 3)
+    });
+    assert_eq!(code, Some(75));
+    let steps = checkpoint_steps(&termed.path().join(RUN).join("res4/checkpoints"));
     let at = steps.iter().copied().max().unwrap();
     assert!((20..150).contains(&at), "checkpoints at {steps:?}");
     ok(run_cmd(cache.path(), termed.path(), &["--resume"])

@@ -5,6 +5,7 @@
 
 use crate::seed::probe_stream;
 use crate::train::optim::{Method, Optimizer, OptimizerConfig};
+use crate::train::params::Params;
 use crate::train::schedule::Decay;
 use anyhow::{bail, ensure, Context};
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -175,8 +176,8 @@ pub struct BatchNorm {
     eps: f64,
     momentum: f64,
     group: usize,
-    running_mean: Tensor,
-    running_var: Tensor,
+    running_mean: Var,
+    running_var: Var,
     affine: Option<(Var, Var)>,
 }
 
@@ -197,8 +198,8 @@ impl BatchNorm {
             eps: cfg.bn_eps,
             momentum: cfg.bn_momentum,
             group: cfg.bn_group,
-            running_mean: Tensor::zeros(channels, DType::F32, device)?,
-            running_var: Tensor::ones(channels, DType::F32, device)?,
+            running_mean: Var::zeros(channels, DType::F32, device)?,
+            running_var: Var::ones(channels, DType::F32, device)?,
             affine,
         })
     }
@@ -232,8 +233,11 @@ impl BatchNorm {
         let batch_mean = mean.detach().reshape((groups, c))?.mean(0)?;
         let unbias = count as f64 / (count - 1) as f64;
         let batch_var = (var.detach().reshape((groups, c))?.mean(0)? * unbias)?;
-        self.running_mean = ((&self.running_mean * m)? + (batch_mean * (1.0 - m))?)?;
-        self.running_var = ((&self.running_var * m)? + (batch_var * (1.0 - m))?)?;
+        let blend = |running: &Var, batch: Tensor| -> Result<()> {
+            running.set(&((running.as_tensor().detach() * m)? + (batch * (1.0 - m))?)?)
+        };
+        blend(&self.running_mean, batch_mean)?;
+        blend(&self.running_var, batch_var)?;
         self.scale_shift(y.reshape((b, c, s))?)?.reshape((b, d))
     }
 
@@ -242,8 +246,8 @@ impl BatchNorm {
         let (b, d) = x.dims2()?;
         let c = self.channels;
         let s = d / c;
-        let mean = self.running_mean.reshape((1, c, 1))?;
-        let std = (self.running_var.reshape((1, c, 1))? + self.eps)?.sqrt()?;
+        let mean = self.running_mean.as_tensor().reshape((1, c, 1))?;
+        let std = (self.running_var.as_tensor().reshape((1, c, 1))? + self.eps)?.sqrt()?;
         let y = x
             .reshape((b, c, s))?
             .broadcast_sub(&mean)?
@@ -253,12 +257,12 @@ impl BatchNorm {
 
     /// The running mean (one value per channel).
     pub fn running_mean(&self) -> &Tensor {
-        &self.running_mean
+        self.running_mean.as_tensor()
     }
 
     /// The running variance (one value per channel).
     pub fn running_var(&self) -> &Tensor {
-        &self.running_var
+        self.running_var.as_tensor()
     }
 
     /// The learned scale and shift, when affine.
@@ -336,10 +340,13 @@ impl Head {
     }
 }
 
-/// The heads of all taps and their optimiser.
+/// The heads of all taps and their optimiser. Every tensor of the heads, running statistics
+/// included, is also recorded by name in [`Probe::params`], so a checkpoint holds the whole
+/// state a resumed run needs.
 pub struct Probe {
     heads: Vec<Head>,
     sgd: Optimizer,
+    params: Params,
 }
 
 impl Probe {
@@ -362,6 +369,7 @@ impl Probe {
             clip_norm: None,
         });
         let mut heads = Vec::with_capacity(shapes.len());
+        let params = Params::new();
         for (shape, stream) in shapes.iter().zip(streams) {
             let head = Head::new(
                 *shape,
@@ -376,10 +384,16 @@ impl Probe {
             if let Some((scale, shift)) = head.bn.affine() {
                 sgd.add(&name("bn.weight"), scale.clone(), false)?;
                 sgd.add(&name("bn.bias"), shift.clone(), false)?;
+                params.insert(&name("bn.weight"), scale.clone());
+                params.insert(&name("bn.bias"), shift.clone());
             }
+            params.insert(&name("weight"), head.weight.clone());
+            params.insert(&name("bias"), head.bias.clone());
+            params.insert(&name("bn.running_mean"), head.bn.running_mean.clone());
+            params.insert(&name("bn.running_var"), head.bn.running_var.clone());
             heads.push(head);
         }
-        Ok(Self { heads, sgd })
+        Ok(Self { heads, sgd, params })
     }
 
     /// One SGD iteration on a batch: `inputs[i]` (`B x dim`) feeds head `i`, `labels` (u32,
@@ -405,5 +419,21 @@ impl Probe {
     /// The heads, in the order of the shapes.
     pub fn heads(&self) -> &[Head] {
         &self.heads
+    }
+
+    /// Every tensor of the heads by name (`head<stream>.weight`, `.bias`, `.bn.*`), shared
+    /// with the heads: what a checkpoint saves and a resume loads.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The optimiser, whose moments a checkpoint saves and a resume loads.
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.sgd
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.sgd
     }
 }

@@ -70,6 +70,11 @@ impl Params {
         VarBuilder::from_backend(Box::new(recorder), dtype, device.clone())
     }
 
+    /// Records an existing variable under `name` (a model built without a `VarBuilder`).
+    pub fn insert(&self, name: &str, var: Var) {
+        self.lock().push((name.to_string(), var));
+    }
+
     /// Every (name, variable, kind), in creation order.
     pub fn all(&self) -> Vec<(String, Var, ParamKind)> {
         self.lock()

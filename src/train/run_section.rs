@@ -1,8 +1,8 @@
 //! The `[run]` sections of the trainable tasks: navigation's (seeds, checkpoint cadence,
 //! logging and resume), and the resume flag alone of detection and normals, whose cadence
-//! lives in their `[train]`.
+//! lives in their `[train]`, and the checkpoint cadence of the linear probes.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[run]`: seeds, checkpoints, logging.
 #[derive(Clone, Debug, Deserialize)]
@@ -30,5 +30,23 @@ pub struct RunSection {
 #[serde(default, deny_unknown_fields)]
 pub struct ResumeSection {
     /// Continue from the latest checkpoint (`sslbench run --resume`).
+    pub resume: bool,
+}
+
+/// `[run]` of the linear probes: the checkpoint cadence and resume of a run folder whose
+/// seed and logging live in the task's own section.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Checkpoint every this many iterations (FAIR's `CHECKPOINT_PERIOD`).
+    pub checkpoint_every: usize,
+    /// Also checkpoint every this many seconds (0: only every `checkpoint_every`); a SIGTERM
+    /// always checkpoints before the run stops.
+    #[serde(default)]
+    pub checkpoint_seconds: f64,
+    /// Checkpoints kept.
+    pub keep_checkpoints: usize,
+    /// Continue from the latest checkpoint (`sslbench run --resume`; a sweep's cells set it).
+    #[serde(default)]
     pub resume: bool,
 }

@@ -151,6 +151,43 @@ pub fn kill_once_exists(mut cmd: std::process::Command, marker: &Path) {
     assert!(marker.exists(), "no {} within 300 s", marker.display());
 }
 
+/// Runs `cmd` (its output discarded) until `ready()` holds, then sends it SIGTERM, as Slurm
+/// does before a preemption; returns its exit code. Fails when `ready` takes over 300 s.
+pub fn term_once(mut cmd: std::process::Command, ready: impl Fn() -> bool) -> Option<i32> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready() && start.elapsed() < std::time::Duration::from_secs(300) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ready(), "not ready to be stopped within 300 s");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap().code()
+}
+
+/// The steps of the `step_*` checkpoints in `dir`.
+pub fn checkpoint_steps(dir: &Path) -> Vec<usize> {
+    let mut steps: Vec<usize> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_prefix("step_")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort();
+    steps
+}
+
 /// `count` copies of real photos (data/samples/skimage) in an ImageFolder under `dir`, as a
 /// dataset SPEC.
 pub fn photo_folder(dir: &Path, count: usize) -> String {

@@ -1,8 +1,10 @@
 //! The task's configuration: the mode, the protocol variant of `[probe]`, the `[augment]` of
-//! paper mode, and the two splits, read once from the merged document.
+//! paper mode, the two splits and the `[run]` folder's checkpoints, read once from the merged
+//! document.
 
 use crate::data::augment::AugmentConfig;
 use crate::linear::probe::ProbeConfig;
+use crate::train::run_section::CheckpointSection;
 use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,6 +49,8 @@ pub(super) struct TaskConfig {
     pub(super) augment: AugmentConfig,
     pub(super) train: String,
     pub(super) val: String,
+    /// `[run]`: the checkpoint cadence and resume of the run folder.
+    pub(super) run: CheckpointSection,
 }
 
 impl TaskConfig {
@@ -81,6 +85,7 @@ impl TaskConfig {
             augment,
             train: data.spec("train")?,
             val: data.spec("val")?,
+            run: crate::config::section(doc, "run")?,
         })
     }
 }

@@ -9,6 +9,7 @@
 
 mod config;
 mod evaluate;
+mod log;
 mod split;
 mod train;
 
@@ -23,10 +24,10 @@ use std::time::Instant;
 use config::{Mode, TaskConfig};
 use evaluate::evaluate;
 use split::tap_shapes;
-use train::{train_cached, train_online};
+use train::{train_cached, train_digest, train_online, ProbeRun};
 
 /// The sections this task reads besides the shared ones.
-pub const SECTIONS: &[&str] = &["probe", "augment"];
+pub const SECTIONS: &[&str] = &["probe", "augment", "run"];
 
 /// Runs the task.
 pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
@@ -48,7 +49,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
     let shapes = tap_shapes(&net, taps, setup)?;
     let classes = train_set.classes.len();
     let streams: Vec<u64> = taps.iter().map(|t| *t as u64).collect();
-    let mut probe = Probe::new(
+    let probe = Probe::new(
         &shapes,
         &streams,
         classes,
@@ -56,12 +57,21 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         cfg.seed,
         &setup.device,
     )?;
+    let digest = train_digest(
+        &cfg,
+        taps,
+        &shapes,
+        classes,
+        &setup.backbone.weights_digest()?,
+    )?;
+    let run_dir = ctx.out.join(&ctx.run);
+    let mut run = ProbeRun::open(probe, &cfg, &run_dir, digest)?;
     let features_s = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
     let (schedule, curves) = match cfg.mode {
         Mode::Fast => train_cached(
-            &mut probe,
+            &mut run,
             &cfg,
             setup,
             taps,
@@ -69,14 +79,14 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             &shapes,
             classes,
         )?,
-        Mode::Paper => train_online(&mut probe, &cfg, &net, taps, setup, &train_set, classes)?,
+        Mode::Paper => train_online(&mut run, &cfg, &net, taps, setup, &train_set, classes)?,
     };
     let train_s = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
     let mut heads = serde_json::Map::new();
     for (h, (entry, shape)) in val_entries.iter().zip(&shapes).enumerate() {
-        let (top1, top5) = evaluate(&probe, h, &cfg, setup, entry, *shape, classes)?;
+        let (top1, top5) = evaluate(&run.probe, h, &cfg, setup, entry, *shape, classes)?;
         let tap = entry.tap.name();
         for (name, value) in [("top1", top1), ("top5", top5)] {
             eprintln!("{tap} {name}: {value:.2}");
@@ -106,9 +116,13 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
         "train": { "spec": cfg.train, "images": train_set.samples.len() },
         "val": { "spec": cfg.val, "images": val_set.samples.len() },
         "log_every": cfg.log_every,
+        "run_dir": run_dir,
+        "checkpoints": cfg.run,
+        "resumed_from": run.start(),
         "heads": heads,
     });
-    let per_s = schedule.iterations as f64 / train_s.max(1e-9);
+    let trained = schedule.iterations.saturating_sub(run.start());
+    let per_s = trained as f64 / train_s.max(1e-9);
     for (k, v) in [
         ("features_s", features_s),
         ("train_s", train_s),

@@ -1,7 +1,9 @@
-//! Training the heads: one loop for both modes, over the cached features (fast) or over
-//! augmented batches through the frozen trunk, prepared one batch ahead (paper).
+//! Training the heads in their run folder: one loop for both modes, over the cached features
+//! (fast) or over augmented batches through the frozen trunk, prepared one batch ahead
+//! (paper), checkpointed and resumable.
 
-use super::config::TaskConfig;
+use super::config::{Mode, TaskConfig};
+use super::log::Row;
 use super::split::{index_tensor, read_split};
 use crate::backbone::{Backbone, Tap};
 use crate::data::{decode, Dataset, ImageError};
@@ -9,45 +11,150 @@ use crate::features::pooling::pool;
 use crate::features::Extracted;
 use crate::linear::probe::{Batches, Probe, Schedule, TapShape};
 use crate::tasks::Setup;
+use crate::train::log::CsvLog;
 use crate::train::prefetch::with_prefetch;
+use crate::train::run_dir::{RunDir, RunSpec};
+use crate::train::stop::Cadence;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use rayon::prelude::*;
+use std::path::Path;
 
 /// The loss of one head averaged over every `log_every` iterations: `[iteration, loss]`.
 pub(super) type LossCurve = Vec<(usize, f64)>;
 
-/// The training loop shared by both modes: `next(it)` gives the inputs of every head and the
-/// labels of iteration `it`.
+/// The loss log in the run folder.
+const LOG: &str = "probe_log.csv";
+
+/// The heads being trained in their run folder: the checkpoints, the loss log, and the
+/// iteration to start at (after the latest checkpoint when resuming).
+pub(super) struct ProbeRun {
+    /// The heads and their optimiser.
+    pub(super) probe: Probe,
+    folder: RunDir,
+    log: CsvLog<Row>,
+    start: usize,
+}
+
+impl ProbeRun {
+    /// Opens the run folder `dir` for `probe`: a used folder is refused without `[run]
+    /// resume`; with it, the heads, their running statistics and the SGD moments of the
+    /// latest checkpoint are loaded, if its `digest` (see [`train_digest`]) is this run's.
+    pub(super) fn open(
+        mut probe: Probe,
+        cfg: &TaskConfig,
+        dir: &Path,
+        digest: String,
+    ) -> Result<Self> {
+        let params = probe.params().clone();
+        let (folder, start) = RunDir::open(
+            dir,
+            RunSpec {
+                what: "linear probe",
+                seed: cfg.seed,
+                digest,
+                keep: cfg.run.keep_checkpoints,
+                resume: cfg.run.resume,
+                log: LOG,
+            },
+            &params,
+            probe.optimizer_mut(),
+        )?;
+        let log = CsvLog::open(&dir.join(LOG), start)?;
+        Ok(Self {
+            probe,
+            folder,
+            log,
+            start,
+        })
+    }
+
+    /// The iteration this process started training at (0, or the resumed checkpoint's).
+    pub(super) fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Each tap's loss curve, from the log.
+    fn curves(&self, taps: &[Tap]) -> Vec<LossCurve> {
+        taps.iter()
+            .map(|t| {
+                let rows = self.log.rows().iter().filter(|r| r.tap == t.name());
+                rows.map(|r| (r.iter, r.loss)).collect()
+            })
+            .collect()
+    }
+}
+
+/// A digest of everything that shapes the heads' trajectory: the protocol, the mode and its
+/// augmentation, the seed, the logging, the taps and their shapes, the classes, the training
+/// split and the backbone's weights. Only a checkpoint written under the same digest resumes.
+pub(super) fn train_digest(
+    cfg: &TaskConfig,
+    taps: &[Tap],
+    shapes: &[TapShape],
+    classes: usize,
+    weights: &str,
+) -> Result<String> {
+    let augment = (cfg.mode == Mode::Paper).then_some(&cfg.augment);
+    let parts = serde_json::to_string(&(
+        cfg.mode.name(),
+        &cfg.variant,
+        &cfg.probe,
+        augment,
+        cfg.seed,
+        cfg.log_every,
+        taps.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        shapes,
+        classes,
+        &cfg.train,
+        weights,
+    ))?;
+    Ok(crate::train::run_dir::config_digest([parts]))
+}
+
+/// The training loop shared by both modes, from the run's start to the schedule's end:
+/// `next(it)` gives the inputs of every head and the labels of iteration `it`. Checkpoints
+/// every `[run] checkpoint_every` iterations (and `checkpoint_seconds`), at the end, and on
+/// SIGTERM, after which it returns [`crate::train::stop::Stopped`].
 pub(super) fn train(
-    probe: &mut Probe,
+    run: &mut ProbeRun,
     cfg: &TaskConfig,
     schedule: &Schedule,
     taps: &[Tap],
     mut next: impl FnMut(usize) -> Result<(Vec<Tensor>, Tensor)>,
 ) -> Result<Vec<LossCurve>> {
-    let bar = crate::progress::bar(schedule.iterations as u64, "training", "iterations");
-    let mut curves = vec![LossCurve::new(); taps.len()];
+    let total = schedule.iterations;
+    let bar = crate::progress::bar(
+        total.saturating_sub(run.start) as u64,
+        "training",
+        "iterations",
+    );
+    let mut cadence = Cadence::new(cfg.run.checkpoint_every, cfg.run.checkpoint_seconds);
     let mut window = vec![0.0f64; taps.len()];
     let mut since = 0;
-    for it in 0..schedule.iterations {
+    for it in run.start..total {
         let (inputs, labels) = next(it)?;
-        let losses = probe.step(&inputs, &labels, cfg.probe.lr_at(schedule, it))?;
+        let lr = cfg.probe.lr_at(schedule, it);
+        let losses = run.probe.step(&inputs, &labels, lr)?;
         for (w, l) in window.iter_mut().zip(&losses) {
             *w += f64::from(*l);
         }
         since += 1;
-        if since == cfg.log_every || it + 1 == schedule.iterations {
-            for (curve, w) in curves.iter_mut().zip(window.iter_mut()) {
-                curve.push((it + 1, *w / since as f64));
+        let done = it + 1;
+        if done % cfg.log_every == 0 || done == total {
+            let mut msg = Vec::with_capacity(taps.len());
+            for (tap, w) in taps.iter().zip(window.iter_mut()) {
+                let loss = *w / since as f64;
+                msg.push(format!("{tap} {loss:.3}"));
+                run.log.push(Row {
+                    iter: done,
+                    tap: tap.name().to_string(),
+                    lr,
+                    loss,
+                })?;
                 *w = 0.0;
             }
             since = 0;
-            let msg: Vec<String> = taps
-                .iter()
-                .zip(&curves)
-                .map(|(t, c)| format!("{t} {:.3}", c.last().map_or(0.0, |p| p.1)))
-                .collect();
             bar.set_message(format!("loss {}", msg.join(" ")));
         }
         bar.inc(1);
@@ -58,14 +165,19 @@ pub(super) fn train(
                 cfg.variant
             );
         }
+        if cadence.due(done, total) {
+            run.folder
+                .save(done, run.probe.params(), run.probe.optimizer())?;
+            cadence.check(done)?;
+        }
     }
     bar.finish();
-    Ok(curves)
+    Ok(run.curves(taps))
 }
 
 /// Fast mode: batches of the cached train features, reshuffled every epoch.
 pub(super) fn train_cached(
-    probe: &mut Probe,
+    run: &mut ProbeRun,
     cfg: &TaskConfig,
     setup: &Setup,
     taps: &[Tap],
@@ -77,7 +189,7 @@ pub(super) fn train_cached(
     let images = labels.dim(0)?;
     let schedule = cfg.probe.schedule(images)?;
     let mut batches = Batches::new(images, cfg.probe.batch_size, cfg.seed);
-    let curves = train(probe, cfg, &schedule, taps, |it| {
+    let curves = train(run, cfg, &schedule, taps, |it| {
         let (_, rows) = batches.get(it);
         let index = index_tensor(rows, &setup.device)?;
         let inputs = features
@@ -95,7 +207,7 @@ pub(super) type Prepared = Result<(Vec<f32>, Vec<u32>)>;
 /// Paper mode: each batch is decoded and augmented (seeded per epoch and image) one batch
 /// ahead, in parallel, then goes through the trunk and the protocol's pooling.
 pub(super) fn train_online(
-    probe: &mut Probe,
+    run: &mut ProbeRun,
     cfg: &TaskConfig,
     net: &Backbone,
     taps: &[Tap],
@@ -145,8 +257,8 @@ pub(super) fn train_online(
                 )
             })
     };
-    let curves = with_prefetch(0..schedule.iterations, prepare, |prepared| {
-        train(probe, cfg, &schedule, taps, |_| {
+    let curves = with_prefetch(run.start..schedule.iterations, prepare, |prepared| {
+        train(run, cfg, &schedule, taps, |_| {
             let (pixels, targets) = prepared.next()?;
             let n = targets.len();
             let x = Tensor::from_vec(pixels, (n, 3, size, size), net.device())?;
