@@ -175,6 +175,18 @@ fn gc_removes_a_dead_writers_lock_and_partial_and_keeps_a_live_one() {
         .unwrap()
         .unwrap();
     std::fs::create_dir_all(root.join("bbbb.dense-partial")).unwrap();
+    // Files written before their rename: a dead writer's entry and derived file, and one of a
+    // live process (this test's), which gc keeps.
+    let tmp = |name: &str, pid: u32| format!("{name}.tmp{pid}");
+    std::fs::write(root.join(tmp("cccc.h5", dead_pid)), b"x").unwrap();
+    std::fs::create_dir_all(root.join("normals-labels")).unwrap();
+    std::fs::write(
+        root.join("normals-labels").join(tmp("eeee.h5", dead_pid)),
+        b"x",
+    )
+    .unwrap();
+    let mine = root.join(tmp("dddd.h5", std::process::id()));
+    std::fs::write(&mine, b"x").unwrap();
 
     let verified = ok(sslbench(root, &["cache", "verify"]).output().unwrap());
     let line = |name: &str| {
@@ -190,11 +202,19 @@ fn gc_removes_a_dead_writers_lock_and_partial_and_keeps_a_live_one() {
     );
     assert!(line("aaaa.partial").contains("stale"), "{verified}");
     assert!(line("bbbb.dense-partial").contains("alive"), "{verified}");
+    assert!(line("cccc.h5.tmp").contains("temporary"), "{verified}");
+    assert!(line("eeee.h5.tmp").contains("temporary"), "{verified}");
     assert!(verified.contains("sslbench cache gc"), "{verified}");
 
     let collected = ok(sslbench(root, &["cache", "gc"]).output().unwrap());
-    assert!(collected.contains("2 leftovers removed"), "{collected}");
+    assert!(collected.contains("4 leftovers removed"), "{collected}");
     assert!(!root.join("aaaa.lock").exists() && !root.join("aaaa.partial").exists());
+    assert!(!root.join(tmp("cccc.h5", dead_pid)).exists());
+    assert!(!root
+        .join("normals-labels")
+        .join(tmp("eeee.h5", dead_pid))
+        .exists());
+    assert!(mine.exists(), "a live writer's file was removed");
     assert!(root.join("bbbb.lock").exists() && root.join("bbbb.dense-partial").exists());
     assert!(collected.contains("kept"), "{collected}");
     drop(live);

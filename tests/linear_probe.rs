@@ -354,7 +354,9 @@ fn fast_mode_resumes_mid_epoch_to_the_same_heads_and_curves() {
     assert_eq!(checkpoint_steps(&dir), [37, 74, 111, 148, 150]);
 
     // A run folder used already is refused without --resume, and nothing in it is touched.
-    let again = probe_cmd(cache.path(), whole.path(), &sets).output().unwrap();
+    let again = probe_cmd(cache.path(), whole.path(), &sets)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     let text = String::from_utf8_lossy(&again.stderr);
     assert!(text.contains("--resume"), "{text}");
@@ -398,11 +400,17 @@ fn paper_mode_resumes_after_a_kill_and_after_sigterm_to_the_same_heads() {
 
     // SIGKILLed after its first checkpoint, then resumed.
     let killed = tempfile::tempdir().unwrap();
-    let first = killed.path().join(RUN).join("checkpoints/step_00000010/state.json");
+    let first = killed
+        .path()
+        .join(RUN)
+        .join("checkpoints/step_00000010/state.json");
     kill_once_exists(probe_cmd(cache.path(), killed.path(), &sets), &first);
     let got = run_probe(cache.path(), killed.path(), &resumed_sets);
     assert!(got["details"]["resumed_from"].as_u64().unwrap() >= 10);
-    assert_eq!(final_heads(killed.path(), 30), final_heads(whole.path(), 30));
+    assert_eq!(
+        final_heads(killed.path(), 30),
+        final_heads(whole.path(), 30)
+    );
     assert_eq!(metrics(&got, "paper"), metrics(&want, "paper"));
 
     // SIGTERM (a Slurm preemption) once the log has rows: a checkpoint at that iteration and
@@ -418,6 +426,9 @@ fn paper_mode_resumes_after_a_kill_and_after_sigterm_to_the_same_heads() {
     assert!((5..30).contains(&at), "checkpoints at {steps:?}");
     let got = run_probe(cache.path(), termed.path(), &resumed_sets);
     assert_eq!(got["details"]["resumed_from"], at);
-    assert_eq!(final_heads(termed.path(), 30), final_heads(whole.path(), 30));
+    assert_eq!(
+        final_heads(termed.path(), 30),
+        final_heads(whole.path(), 30)
+    );
     assert_eq!(metrics(&got, "paper"), metrics(&want, "paper"));
 }

@@ -86,6 +86,24 @@ fn bad_sweeps_fail_before_anything_runs() {
         "{}",
         stderr(&r)
     );
+    // An override no task of the sweep reads (a typo) is refused, not dropped.
+    let r = sslbench(
+        &[
+            "sweep",
+            file,
+            "--set",
+            "lowshto.k=1,2",
+            "--dry-run",
+            "--executor",
+            "slurm",
+        ],
+        None,
+    );
+    assert!(
+        !r.status.success() && stderr(&r).contains("lowshto.k"),
+        "{}",
+        stderr(&r)
+    );
     // No sbatch on PATH: said so.
     let r = sslbench(
         &["sweep", file, "--executor", "slurm", "--out", o],

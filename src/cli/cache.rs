@@ -158,7 +158,7 @@ pub fn run(args: CacheArgs) -> Result<()> {
 
 /// One line on a leftover: its path, kind, owner and whether that owner is alive.
 fn describe(l: &Leftover, state: Option<LockState>) -> String {
-    let kind = if l.is_lock() { "lock" } else { "partial" };
+    let kind = l.kind();
     let owner = match state {
         None => "no lock: its writer is gone".to_string(),
         Some(LockState { owner, alive }) => format!(

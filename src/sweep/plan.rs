@@ -122,6 +122,18 @@ impl Plan {
             let (own, specs) = shared_specs(&path, &sets, sweep.taps.as_deref())?;
             tasks.push((path, own, specs));
         }
+        if let Some(unread) = sets
+            .iter()
+            .find(|s| tasks.iter().all(|(_, own, _)| !own.contains(s)))
+        {
+            bail!(
+                "sweep {}: no task of the sweep reads the override `{unread}` (a typo, or a \
+                 section of another task kind): fix or remove it; a task reads `backbone.*`, \
+                 the shared sections ({}) and its own",
+                file.display(),
+                SHARED_SECTIONS.join(", ")
+            );
+        }
         let mut extracts: Vec<ExtractJob> = Vec::new();
         let mut keys: Vec<(usize, String)> = Vec::new();
         let mut cells = Vec::new();
