@@ -49,7 +49,7 @@ impl Tap {
         }
     }
 
-    /// Parses a comma-separated list such as `conv1,res4,pool5`.
+    /// Parses a comma-separated list such as `conv1,res4,pool5`; a tap named twice counts once.
     pub fn parse_list(list: &str) -> Result<Vec<Tap>> {
         let mut taps: Vec<Tap> = list
             .split(',')
@@ -59,7 +59,12 @@ impl Tap {
         if taps.is_empty() {
             bail!("no taps given: name at least one of conv1..conv5, res2..res5, pool5");
         }
-        taps.dedup();
+        let mut seen = Vec::with_capacity(taps.len());
+        taps.retain(|t| {
+            let first = !seen.contains(t);
+            seen.push(*t);
+            first
+        });
         Ok(taps)
     }
 }
@@ -90,5 +95,17 @@ impl FromStr for Tap {
             .ok_or_else(|| {
                 anyhow::anyhow!("unknown tap `{s}`: use conv1..conv5, res2..res5 or pool5")
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tap_named_twice_counts_once_in_its_first_place() {
+        let taps = Tap::parse_list("res3, conv1,res3,conv1").unwrap();
+        assert_eq!(taps, [Tap::Res3, Tap::Conv1]);
+        assert!(Tap::parse_list(" , ").is_err());
     }
 }

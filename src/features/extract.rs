@@ -8,7 +8,7 @@ use super::pooling::{pool, Pooling};
 use super::store::FeatureStore;
 use crate::backbone::{Backbone, BackboneConfig, Family, Tap};
 use crate::data::{decode_batch, Dataset, ImageError, TransformConfig};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -133,6 +133,14 @@ pub fn get_or_extract(
 ) -> Result<Vec<Extracted>> {
     let (family, _) = backbone.family()?;
     cfg.pooling.check(family, taps)?;
+    // A key asked for twice would wait on its own lock.
+    if let Some(t) = taps
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| taps[..i].contains(t).then_some(t))
+    {
+        bail!("tap {t} is asked for twice: name each tap once");
+    }
     let weights = backbone.weights_digest()?;
     let manifest = dataset.manifest_digest()?;
     let mut done = Vec::new();
