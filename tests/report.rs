@@ -292,8 +292,13 @@ fn published_rows_and_deltas_from_goyal2019() {
     let from_file = Reference::load("tasks/reference/goyal2019.toml").unwrap();
     assert_eq!(reference.tables.len(), from_file.tables.len());
     let published = reference
-        .table("places205_linear", "resnet50", "top1")
-        .expect("a Places205 table");
+        .tables_for("places205_linear", "resnet50", "top1")
+        .find(|t| !t.at_best_layer())
+        .expect("a per-layer Places205 table");
+    let best = reference
+        .tables_for("places205_linear", "resnet50", "top1")
+        .find(|t| t.at_best_layer())
+        .expect("a best-layer Places205 table");
     let random_res5 = published.value("Random", "res5").unwrap();
 
     let mut ours = per_layer("top1", &["res4", "res5", "pool5"], 20.0);
@@ -320,8 +325,8 @@ fn published_rows_and_deltas_from_goyal2019() {
     let t = table::paper_table(&results, &Selection::default(), Some(&reference)).unwrap();
     assert_eq!(
         t.columns,
-        ["res4", "res5", "pool5"],
-        "our taps only, top1 by default"
+        ["res4", "res5", "pool5", "best"],
+        "our taps, top1 by default, and the best layer beside the best-layer values"
     );
     assert!(
         t.row("resnet50_random").is_some(),
@@ -342,12 +347,17 @@ fn published_rows_and_deltas_from_goyal2019() {
         t.cell("Random (published)", "pool5").is_none(),
         "the paper has no pool5 column"
     );
+    // One row per published name: the per-layer rows and the best-layer rows share theirs.
+    let mut names: Vec<&str> = published.rows.iter().map(|r| r.name.as_str()).collect();
+    names.extend(best.rows.iter().map(|r| r.name.as_str()));
+    names.sort();
+    names.dedup();
     assert_eq!(
         t.rows
             .iter()
             .filter(|r| r.kind == RowKind::Published)
             .count(),
-        published.rows.len()
+        names.len()
     );
 
     let delta = t.row("resnet50_random vs Random").expect("a Δ row");
@@ -598,7 +608,7 @@ fn table_command_writes_file_and_plot_even_without_a_font() {
     assert!(warnings[0].contains("SSLBENCH_FONT"), "{stderr}");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        text.starts_with("checkpoint,kind,conv1,res2,res3,res4,res5\n"),
+        text.starts_with("checkpoint,kind,conv1,res2,res3,res4,res5,best\n"),
         "{text}"
     );
     assert!(text.contains("Random (published),published,"), "{text}");
@@ -618,4 +628,128 @@ fn table_command_writes_file_and_plot_even_without_a_font() {
     assert!(!out.status.success(), "a plot path must end in .png");
     let out = sslbench(&["table", &a, "--format", "html"], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("markdown, csv or latex"));
+}
+
+/// The best tap beside values published at the best layer: the highest accuracy, the lowest
+/// angular error; VISSL's re-evaluation as a second reference; every format carries them.
+#[test]
+fn best_layer_values_normals_and_vissl_rows_beside_ours() {
+    let goyal = Reference::load("goyal2019").unwrap();
+    let vissl = Reference::load("vissl_model_zoo").unwrap();
+    let voc = result(
+        "voc07_svm",
+        "resnet50_jigsaw",
+        "resnet50",
+        Some("Jigsaw ImageNet-1k"),
+        per_layer("mAP", &["res3", "res5", "res4"], 50.0),
+    );
+    // per_layer gives res3 50, res5 51, res4 52: the best tap is res4.
+    let sel = Selection::default();
+    let t = table::paper_table(std::slice::from_ref(&voc), &sel, Some(&goyal)).unwrap();
+    assert_eq!(t.columns, ["res3", "res4", "res5", "best"]);
+    assert_eq!(t.cell("resnet50_jigsaw", "best").unwrap().mean, 52.0);
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n == "best layer of resnet50_jigsaw: res4"),
+        "{:?}",
+        t.notes
+    );
+    let published = t
+        .cell("Jigsaw ImageNet-1k (published)", "best")
+        .unwrap()
+        .mean;
+    assert_eq!(published, 64.5);
+    assert!(t.cell("Jigsaw ImageNet-1k (published)", "res4").is_none());
+    let d = t
+        .cell("resnet50_jigsaw vs Jigsaw ImageNet-1k", "best")
+        .unwrap()
+        .mean;
+    assert!((d - (52.0 - 64.5)).abs() < 1e-9, "{d}");
+    assert!(
+        t.row("Jigsaw YFCC-100M (published)").is_some(),
+        "the YFCC rows are there"
+    );
+    for format in [Format::Markdown, Format::Csv, Format::Latex] {
+        let text = t.render(format);
+        assert!(
+            text.contains("64.5") && text.contains("-12.5"),
+            "{format:?}:\n{text}"
+        );
+        assert!(text.contains("Jigsaw YFCC-100M"), "{format:?}:\n{text}");
+    }
+
+    // Surface normals: lower is better, so the best tap is the smallest median.
+    let normals = result(
+        "nyuv2_normals",
+        "resnet50_mine",
+        "resnet50",
+        Some("Table 7 row 4"),
+        vec![
+            Metric {
+                tap: "res4".into(),
+                name: "median".into(),
+                value: 19.5,
+                ..Default::default()
+            },
+            Metric {
+                tap: "res5".into(),
+                name: "median".into(),
+                value: 17.25,
+                ..Default::default()
+            },
+        ],
+    );
+    let median = Selection {
+        metric: Some("median".into()),
+        ..Default::default()
+    };
+    let t = table::paper_table(&[normals], &median, Some(&goyal)).unwrap();
+    assert_eq!(t.cell("resnet50_mine", "best").unwrap().mean, 17.25);
+    assert_eq!(
+        t.cell("Table 7 row 4 (published)", "best").unwrap().mean,
+        13.1
+    );
+    let d = t
+        .cell("resnet50_mine vs Table 7 row 4", "best")
+        .unwrap()
+        .mean;
+    assert!((d - (17.25 - 13.1)).abs() < 1e-9, "{d}");
+
+    // VISSL's model zoo: its own rows, labelled as its re-evaluation, not the paper's.
+    let probe = result(
+        "imagenet_linear",
+        "resnet50_jigsaw_in22k",
+        "resnet50",
+        Some("Jigsaw ImageNet-22k"),
+        per_layer("top1", &["res4", "res5"], 40.0),
+    );
+    let t = table::paper_table(std::slice::from_ref(&probe), &sel, Some(&vissl)).unwrap();
+    assert_eq!(
+        t.cell("Jigsaw ImageNet-22k (published)", "best")
+            .unwrap()
+            .mean,
+        53.09
+    );
+    let d = t
+        .cell("resnet50_jigsaw_in22k vs Jigsaw ImageNet-22k", "best")
+        .unwrap()
+        .mean;
+    assert!((d - (41.0 - 53.09)).abs() < 1e-9, "{d}");
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.contains("not the paper's numbers")),
+        "{:?}",
+        t.notes
+    );
+    // The paper has no ImageNet-22k row to set beside it: said so.
+    let t = table::paper_table(&[probe], &sel, Some(&goyal)).unwrap();
+    assert!(t
+        .row("resnet50_jigsaw_in22k vs Jigsaw ImageNet-22k")
+        .is_none());
+    assert!(t
+        .notes
+        .iter()
+        .any(|n| n.contains("`Jigsaw ImageNet-22k` is not a published")));
 }

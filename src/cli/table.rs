@@ -73,7 +73,9 @@ pub fn run(args: TableArgs) -> Result<()> {
         } else {
             "layer"
         };
-        plot::lines(&table, x_label, &format!("{} (%)", table.metric), path)?;
+        // Curves over the layers: a best-layer column is no point on them.
+        let curves = table.without_column(crate::report::reference::BEST_LAYER);
+        plot::lines(&curves, x_label, &format!("{} (%)", table.metric), path)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -1,5 +1,7 @@
-//! Published numbers to print beside ours: `tasks/reference/<name>.toml`, one table per task,
-//! architecture and metric, with one row per published checkpoint.
+//! Published numbers to print beside ours: `tasks/reference/<name>.toml`, tables per task,
+//! architecture and metric, with one row per published checkpoint. A table's columns are taps
+//! (a per-layer table) or the single column [`BEST_LAYER`] (a value at the best layer, which
+//! is set against our best tap).
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -8,11 +10,41 @@ use std::path::Path;
 /// Version of the reference file layout.
 pub const REFERENCE_SCHEMA: &str = "sslbench.reference/1";
 
+/// The column name of a value published at the best layer (the layer not given per value).
+pub const BEST_LAYER: &str = "best";
+
 /// The references shipped in the binary, by the name `--reference` takes.
-const EMBEDDED: [(&str, &str); 1] = [(
-    "goyal2019",
-    include_str!("../../tasks/reference/goyal2019.toml"),
-)];
+const EMBEDDED: [(&str, &str); 2] = [
+    (
+        "goyal2019",
+        include_str!("../../tasks/reference/goyal2019.toml"),
+    ),
+    (
+        "vissl_model_zoo",
+        include_str!("../../tasks/reference/vissl_model_zoo.toml"),
+    ),
+];
+
+/// Whether a metric improves upwards (accuracy, AP) or downwards (an angular error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Higher is better.
+    #[default]
+    Higher,
+    /// Lower is better.
+    Lower,
+}
+
+impl Better {
+    /// The better of two values.
+    pub fn best(self, a: f64, b: f64) -> f64 {
+        match self {
+            Better::Higher => a.max(b),
+            Better::Lower => a.min(b),
+        }
+    }
+}
 
 /// A file of published tables.
 #[derive(Clone, Debug, Deserialize)]
@@ -44,14 +76,17 @@ pub struct PublishedTable {
     pub task: String,
     /// The backbone family it matches ([`crate::report::RunResult::arch`]).
     pub arch: String,
-    /// `top1`, `top5` or `mAP`.
+    /// `top1`, `top5`, `mAP`, or a metric name of the task (`median` for normals).
     pub metric: String,
+    /// Which way the metric improves (picks our best layer against a [`BEST_LAYER`] column).
+    #[serde(default)]
+    pub better: Better,
     /// What the table shows.
     #[serde(default)]
     pub title: String,
     /// Where the numbers were read (paper, table number, any reprint).
     pub citation: String,
-    /// The taps, one per value.
+    /// The taps, one per value, or [`BEST_LAYER`] alone.
     pub columns: Vec<String>,
     /// The published checkpoints.
     pub rows: Vec<PublishedRow>,
@@ -106,7 +141,12 @@ impl PublishedValue {
 }
 
 impl PublishedTable {
-    /// The published value of `row` at tap `column`.
+    /// Whether the table gives values at the best layer ([`BEST_LAYER`]).
+    pub fn at_best_layer(&self) -> bool {
+        self.columns.iter().any(|c| c == BEST_LAYER)
+    }
+
+    /// The published value of `row` at tap `column` (or [`BEST_LAYER`]).
     pub fn value(&self, row: &str, column: &str) -> Option<f64> {
         let c = self.columns.iter().position(|t| t == column)?;
         let r = self.rows.iter().find(|r| r.name == row)?;
@@ -146,6 +186,13 @@ impl Reference {
             );
         }
         for t in &reference.tables {
+            if t.columns.len() > 1 && t.columns.iter().any(|c| c == BEST_LAYER) {
+                bail!(
+                    "table `{}`: the column \"{BEST_LAYER}\" stands alone (a table is per layer or \
+                     at the best layer)",
+                    t.id
+                );
+            }
             for r in &t.rows {
                 if r.values.len() != t.columns.len() {
                     bail!(
@@ -161,10 +208,16 @@ impl Reference {
         Ok(reference)
     }
 
-    /// The table for a task, architecture and metric, if the paper has one.
-    pub fn table(&self, task: &str, arch: &str, metric: &str) -> Option<&PublishedTable> {
+    /// The tables for a task, architecture and metric (per layer, at the best layer), in the
+    /// file's order.
+    pub fn tables_for<'a>(
+        &'a self,
+        task: &'a str,
+        arch: &'a str,
+        metric: &'a str,
+    ) -> impl Iterator<Item = &'a PublishedTable> + 'a {
         self.tables
             .iter()
-            .find(|t| t.task == task && t.arch == arch && t.metric == metric)
+            .filter(move |t| t.task == task && t.arch == arch && t.metric == metric)
     }
 }

@@ -1,7 +1,7 @@
 //! Tables of results in the paper's shape (rows are checkpoints, columns are layers or
 //! low-shot k), beside published rows and their differences, as Markdown, CSV or LaTeX.
 
-use super::reference::Reference;
+use super::reference::{Better, Reference, BEST_LAYER};
 use super::result::{Metric, RunResult};
 use crate::backbone::Tap;
 use anyhow::{bail, Result};
@@ -115,13 +115,16 @@ pub struct Selection {
     pub tap: Option<String>,
 }
 
-/// A column of a task: a tap, or a low-shot k.
+/// A column of a task: a tap, a low-shot k, or the best tap (beside a value published at the
+/// best layer).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Axis {
     /// A tap: network order first (conv1..conv5, res2..res5, pool5), then name.
     Tap(usize, String),
     /// Images per class.
     K(usize),
+    /// Each row's best tap.
+    Best,
 }
 
 impl Axis {
@@ -134,6 +137,16 @@ impl Axis {
         match self {
             Axis::Tap(_, name) => name.clone(),
             Axis::K(k) => format!("k={k}"),
+            Axis::Best => BEST_LAYER.to_string(),
+        }
+    }
+
+    /// The column a published table names it by (none for a k).
+    fn published_name(&self) -> Option<&str> {
+        match self {
+            Axis::Tap(_, name) => Some(name),
+            Axis::K(_) => None,
+            Axis::Best => Some(BEST_LAYER),
         }
     }
 }
@@ -427,8 +440,10 @@ fn lowshot_tap(metrics: &[&Metric], asked: Option<&str>) -> Option<String> {
         .map(|(t, _)| t)
 }
 
-/// Adds the published rows of `reference` for our architectures and per-layer tasks, then a
-/// Δ row for each of our rows whose `paper_row` names one.
+/// Adds the published rows of `reference` for our architectures and tasks, then a Δ row for
+/// each of our rows whose `paper_row` names one. A published row's per-layer values and its
+/// value at the best layer share one row; the latter sits in a `best` column, where our rows
+/// hold their best tap's value (named in the notes).
 fn add_published(
     grid: &mut Grid<ColumnKey>,
     views: &[TaskView],
@@ -440,7 +455,6 @@ fn add_published(
     archs.sort();
     archs.dedup();
     let several_archs = archs.len() > 1;
-    let columns: Vec<ColumnKey> = grid.columns.iter().cloned().collect();
     // (arch, published name) -> grid row
     let mut published: Vec<(String, String, usize)> = Vec::new();
     for arch in &archs {
@@ -452,43 +466,61 @@ fn add_published(
                 ));
                 continue;
             }
-            let Some(table) = reference.table(&view.task, arch, &view.metric) else {
+            let tables: Vec<_> = reference
+                .tables_for(&view.task, arch, &view.metric)
+                .collect();
+            if tables.is_empty() {
                 notes.push(format!(
                     "{} has no {} table for {arch} ({})",
                     reference.source.id, view.task, view.metric
                 ));
                 continue;
-            };
-            notes.push(format!(
-                "published {arch} rows: {}; {}",
-                table.title, table.citation
-            ));
-            for prow in &table.rows {
-                let label = if several_archs {
-                    format!("{} (published, {arch})", prow.name)
-                } else {
-                    format!("{} (published)", prow.name)
-                };
-                let mut row = None;
-                for key in columns.iter().filter(|(ct, _, _)| *ct == t) {
-                    let Axis::Tap(_, tap) = &key.2 else { continue };
-                    if let Some(v) = table.value(&prow.name, tap) {
-                        let r = *row.get_or_insert_with(|| grid.row(&label, RowKind::Published));
-                        grid.cells
-                            .insert((r, key.clone()), Cell { mean: v, std: None });
-                    }
+            }
+            for table in tables {
+                if table.at_best_layer() {
+                    add_best_taps(grid, t, ours, arch, table.better, notes);
                 }
-                if let Some(r) = row {
-                    if !published.iter().any(|(_, _, pr)| *pr == r) {
-                        published.push((arch.to_string(), prow.name.clone(), r));
+                notes.push(format!(
+                    "published {arch} rows: {}; {}",
+                    table.title, table.citation
+                ));
+                let columns: Vec<ColumnKey> = grid
+                    .columns
+                    .iter()
+                    .filter(|(ct, _, _)| *ct == t)
+                    .cloned()
+                    .collect();
+                for prow in &table.rows {
+                    let label = if several_archs {
+                        format!("{} (published, {arch})", prow.name)
+                    } else {
+                        format!("{} (published)", prow.name)
+                    };
+                    let mut row = None;
+                    for key in &columns {
+                        let Some(column) = key.2.published_name() else {
+                            continue;
+                        };
+                        if let Some(v) = table.value(&prow.name, column) {
+                            let r =
+                                *row.get_or_insert_with(|| grid.row(&label, RowKind::Published));
+                            grid.cells
+                                .insert((r, key.clone()), Cell { mean: v, std: None });
+                        }
                     }
-                    if let Some(note) = &prow.note {
-                        notes.push(format!("{}: {note}", prow.name));
+                    if let Some(r) = row {
+                        if !published.iter().any(|(_, _, pr)| *pr == r) {
+                            published.push((arch.to_string(), prow.name.clone(), r));
+                        }
+                        if let Some(note) = &prow.note {
+                            notes.push(format!("{}: {note}", prow.name));
+                        }
                     }
                 }
             }
         }
     }
+    let columns: Vec<ColumnKey> = grid.columns.iter().cloned().collect();
     for o in ours {
         let Some(name) = &o.paper_row else { continue };
         let our_label = grid.rows[o.row].0.clone();
@@ -513,6 +545,53 @@ fn add_published(
         }
     }
     notes.push(format!("published: {}", reference.source.citation));
+}
+
+/// Fills the `best` column of task `t` for our rows of `arch`: each row's best tap value (by
+/// `better`), per variant column, once.
+fn add_best_taps(
+    grid: &mut Grid<ColumnKey>,
+    t: usize,
+    ours: &[OurRow],
+    arch: &str,
+    better: Better,
+    notes: &mut Vec<String>,
+) {
+    let taps: Vec<ColumnKey> = grid
+        .columns
+        .iter()
+        .filter(|(ct, _, axis)| *ct == t && matches!(axis, Axis::Tap(..)))
+        .cloned()
+        .collect();
+    for o in ours.iter().filter(|o| o.arch == arch) {
+        let mut variants: Vec<Option<String>> = taps.iter().map(|k| k.1.clone()).collect();
+        variants.dedup();
+        for variant in variants {
+            let key = (t, variant.clone(), Axis::Best);
+            if grid.get(o.row, &key).is_some() {
+                continue;
+            }
+            let best = taps
+                .iter()
+                .filter(|k| k.1 == variant)
+                .filter_map(|k| grid.get(o.row, k).map(|c| (k, c)))
+                .reduce(|a, b| {
+                    if better.best(a.1.mean, b.1.mean) == a.1.mean {
+                        a
+                    } else {
+                        b
+                    }
+                });
+            if let Some((k, cell)) = best {
+                notes.push(format!(
+                    "best layer of {}: {}",
+                    grid.rows[o.row].0,
+                    k.2.label()
+                ));
+                grid.set(o.row, key, cell);
+            }
+        }
+    }
 }
 
 /// The tables of one run, for `<run>.md` and its plots.
@@ -602,6 +681,38 @@ impl Table {
             Format::Markdown => self.markdown(),
             Format::Csv => self.csv(),
             Format::Latex => self.latex(),
+        }
+    }
+
+    /// The table without the column `name` (e.g. [`BEST_LAYER`] before drawing per-layer
+    /// curves); rows left with no value go too.
+    pub fn without_column(&self, name: &str) -> Table {
+        let keep: Vec<bool> = self.columns.iter().map(|c| c != name).collect();
+        let pick = |cells: &[Option<Cell>]| -> Vec<Option<Cell>> {
+            cells
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .filter(|c| *c != name)
+                .cloned()
+                .collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| Row {
+                    cells: pick(&r.cells),
+                    ..r.clone()
+                })
+                .filter(|r| r.cells.iter().any(Option::is_some))
+                .collect(),
+            ..self.clone()
         }
     }
 
