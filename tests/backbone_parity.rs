@@ -4,14 +4,15 @@
 
 mod common;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use common::{device, fixture, npz, rel_err};
 use sslbench::backbone::{caffe2, Backbone, BackboneConfig, CheckpointFormat, Tap};
-use sslbench::data::pickle;
+use sslbench::data::pickle::{self, NdArray, PyValue};
 use sslbench::data::transform::ChannelOrder;
 use sslbench::features::pooling::{pool, Pooling};
 use sslbench::sweep::file::SweepFile;
 use sslbench::sweep::plan::Plan;
+use std::collections::HashMap;
 
 const TOL: f32 = 1e-4;
 
@@ -34,11 +35,16 @@ fn config(arch: &str, weights: &str, width: f64) -> BackboneConfig {
 
 /// Checks every tap, raw and pooled per protocols.md section 1, against PyTorch.
 fn check(cfg: &BackboneConfig, outputs: &str) {
-    let net = Backbone::load(cfg, &device()).unwrap();
     let want = npz(outputs);
+    check_on(cfg, &want["input"], &want);
+}
+
+/// [`check`] on input `x` against the outputs `want`.
+fn check_on(cfg: &BackboneConfig, x: &Tensor, want: &HashMap<String, Tensor>) {
+    let net = Backbone::load(cfg, &device()).unwrap();
     let taps: Vec<Tap> = net.family().taps().to_vec();
     let got = net
-        .forward_taps(&want["input"].to_device(&device()).unwrap(), &taps)
+        .forward_taps(&x.to_device(&device()).unwrap(), &taps)
         .unwrap();
     let table = Pooling::protocol(net.family());
     for (tap, map) in taps.iter().zip(&got) {
@@ -52,6 +58,12 @@ fn check(cfg: &BackboneConfig, outputs: &str) {
             cfg.weights
         );
     }
+}
+
+/// The one message of a backbone that must not load.
+fn load_error(cfg: &BackboneConfig) -> String {
+    let err = Backbone::load(cfg, &Device::Cpu).err();
+    format!("{:#}", err.expect("must not load"))
 }
 
 #[test]
@@ -189,28 +201,12 @@ fn caffe2_resnet50_stride_in_1x1_matches_msra_layout_at_every_tap() {
     let x = npz("parity/resnet50_w16th_outputs.npz")["input"]
         .narrow(0, 0, 1)
         .unwrap();
-    let run = |cfg: &BackboneConfig| {
-        let net = Backbone::load(cfg, &device()).unwrap();
-        let taps = net.family().taps().to_vec();
-        let maps = net.forward_taps(&x.to_device(&device()).unwrap(), &taps);
-        (net.family(), taps, maps.unwrap())
-    };
-    let (family, taps, got) = run(&cfg);
-    let table = Pooling::protocol(family);
-    for (tap, map) in taps.iter().zip(&got) {
-        let err = rel_err(map, &want[&format!("tap.{tap}")]);
-        assert!(err < TOL, "stride_in_1x1 tap {tap}: relative error {err}");
-        let pooled = pool(map, table.get(*tap)).unwrap();
-        let err = rel_err(&pooled, &want[&format!("pooled.{tap}")]);
-        assert!(
-            err < TOL,
-            "stride_in_1x1 pooled {tap}: relative error {err}"
-        );
-    }
+    check_on(&cfg, &x, &want);
     // The layouts differ from res3 on: the torchvision layout does not match these outputs.
     cfg.stride_in_1x1 = false;
-    let (_, _, plain) = run(&cfg);
-    assert!(rel_err(&plain[2], &want["tap.res3"]) > 0.01);
+    let net = Backbone::load(&cfg, &device()).unwrap();
+    let res3 = net.forward_taps(&x.to_device(&device()).unwrap(), &[Tap::Res3]);
+    assert!(rel_err(&res3.unwrap()[0], &want["tap.res3"]) > 0.01);
 }
 
 #[test]
@@ -260,13 +256,7 @@ fn caffe2_reader_drops_momentum_heads_towers_and_bookkeeping() {
 #[test]
 fn caffe2_pkl_that_does_not_fit_fails_naming_the_file() {
     // Wrong shape: the x1/16 weights into a x1/8 model.
-    let err = Backbone::load(
-        &config("resnet50", "resnet50_w16th_caffe2.pkl", 1.0 / 8.0),
-        &Device::Cpu,
-    )
-    .err()
-    .expect("must not load");
-    let msg = format!("{err:#}");
+    let msg = load_error(&config("resnet50", "resnet50_w16th_caffe2.pkl", 1.0 / 8.0));
     assert!(
         msg.contains("resnet50_w16th_caffe2.pkl does not fit resnet50"),
         "{msg}"
@@ -277,12 +267,7 @@ fn caffe2_pkl_that_does_not_fit_fails_naming_the_file() {
     cfg.weights = fixture("proposals/detectron_py2.pkl")
         .to_string_lossy()
         .into_owned();
-    let msg = format!(
-        "{:#}",
-        Backbone::load(&cfg, &Device::Cpu)
-            .err()
-            .expect("must not load")
-    );
+    let msg = load_error(&cfg);
     assert!(
         msg.contains("detectron_py2.pkl does not fit resnet50"),
         "{msg}"
@@ -294,30 +279,16 @@ fn caffe2_pkl_that_does_not_fit_fails_naming_the_file() {
     let bytes = std::fs::read(fixture("parity/resnet50_w16th_caffe2.pkl")).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     cfg.weights = cut.to_string_lossy().into_owned();
-    let msg = format!(
-        "{:#}",
-        Backbone::load(&cfg, &Device::Cpu)
-            .err()
-            .expect("must not load")
-    );
+    let msg = load_error(&cfg);
     assert!(
         msg.contains("cut.pkl") && msg.contains("download it again"),
         "{msg}"
     );
     // A pickle that is not a dict.
     let list = dir.path().join("list.pkl");
-    std::fs::write(
-        &list,
-        pickle::to_bytes(&pickle::PyValue::List(vec![])).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&list, pickle::to_bytes(&PyValue::List(vec![])).unwrap()).unwrap();
     cfg.weights = list.to_string_lossy().into_owned();
-    let msg = format!(
-        "{:#}",
-        Backbone::load(&cfg, &Device::Cpu)
-            .err()
-            .expect("must not load")
-    );
+    let msg = load_error(&cfg);
     assert!(
         msg.contains("list.pkl is not a Caffe2 blob dictionary"),
         "{msg}"
@@ -351,7 +322,7 @@ fn goyal2019_backbones_parse_and_name_their_released_file() {
         );
         assert!(text.contains("sha256:"), "{name}");
         if !std::path::Path::new(&cfg.weights).exists() {
-            let msg = format!("{:#}", Backbone::load(&cfg, &Device::Cpu).err().unwrap());
+            let msg = load_error(&cfg);
             assert!(msg.contains("not found: fix `weights`"), "{name}: {msg}");
         }
     }
@@ -386,4 +357,64 @@ fn goyal2019_sweeps_plan_every_backbone_against_every_task() {
         }
     }
     assert_eq!(n, 7);
+}
+
+#[test]
+fn caffe2_affine_channel_layers_load_as_batch_norms() {
+    // Detectron's and MSRA's files hold affine layers (`_bn_s`, `_bn_b`, no statistics): the
+    // same weights with each batch norm folded as FAIR's pickle_caffe2_detection.py folds it,
+    // written as Python 2 wrote it.
+    let root = pickle::read(&fixture("parity/resnet50_w16th_caffe2.pkl")).unwrap();
+    let blobs = root.get("blobs").unwrap();
+    let get = |n: &str| {
+        blobs
+            .get(n)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .to_f32_vec()
+            .unwrap()
+    };
+    let PyValue::Dict(entries) = blobs else {
+        panic!("blobs is a dict")
+    };
+    let mut folded = Vec::new();
+    for (k, v) in entries {
+        let name = k.text().unwrap().into_owned();
+        let Some((layer, kind)) = name.rsplit_once("_bn_") else {
+            folded.push((k.clone(), v.clone()));
+            continue;
+        };
+        let (s, rm, riv) = (
+            get(&format!("{layer}_bn_s")),
+            get(&format!("{layer}_bn_rm")),
+            get(&format!("{layer}_bn_riv")),
+        );
+        let scale: Vec<f32> = s
+            .iter()
+            .zip(&riv)
+            .map(|(s, v)| s / (v + 1e-5).sqrt())
+            .collect();
+        let values: Vec<f32> = match kind {
+            "s" => scale,
+            "b" => get(&name)
+                .iter()
+                .zip(rm.iter().zip(&scale))
+                .map(|(b, (m, c))| b - m * c)
+                .collect(),
+            _ => continue,
+        };
+        let array = NdArray::from_f32(vec![values.len()], &values);
+        folded.push((k.clone(), PyValue::Array(array)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("affine.pkl");
+    let file = PyValue::Dict(vec![(
+        PyValue::Bytes(b"blobs".to_vec()),
+        PyValue::Dict(folded),
+    )]);
+    std::fs::write(&path, pickle::to_bytes(&file).unwrap()).unwrap();
+    let mut cfg = config("resnet50", "x", 1.0 / 16.0);
+    cfg.weights = path.to_string_lossy().into_owned();
+    check(&cfg, "parity/resnet50_w16th_outputs.npz");
 }

@@ -56,13 +56,13 @@ pub struct BackboneConfig {
     /// ResNet layout: `true` puts the stride of each downsampling bottleneck on its first
     /// 1x1 conv (MSRA's original ResNet, Detectron's `STRIDE_1X1`), `false` (the default) on
     /// its 3x3 conv (torchvision, and FAIR's Goyal et al. 2019 models).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stride_in_1x1: bool,
     /// The channel order the checkpoint's first convolution was trained on; unset, the
     /// format's own (`bgr` for Caffe2 `.pkl` files, `rgb` for the others). With `bgr` the
     /// input channels of conv1's weights are reversed at load, so that the trunk takes RGB
     /// input like every other backbone (the transform's `channel_order` stays `rgb`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_channel_order: Option<ChannelOrder>,
     /// The row of the paper's tables this backbone stands for (e.g. "Random"), so that
     /// `sslbench table --reference goyal2019` puts the published numbers beside ours.
