@@ -183,6 +183,13 @@ fn caffe2_resnet50_matches_torchvision_at_every_tap() {
             "parity/resnet50_w16th_outputs.npz",
         );
     }
+    // Detected by content under another name.
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("resnet50.weights");
+    std::fs::copy(fixture("parity/resnet50_w16th_caffe2.pkl"), &renamed).unwrap();
+    let mut cfg = config("resnet50", "x", 1.0 / 16.0);
+    cfg.weights = renamed.to_string_lossy().into_owned();
+    check(&cfg, "parity/resnet50_w16th_outputs.npz");
     // conv1 is stored BGR: read as RGB, the first tap is off.
     let mut cfg = config("resnet50", "resnet50_w16th_caffe2.pkl", 1.0 / 16.0);
     cfg.weights_channel_order = Some(ChannelOrder::Rgb);

@@ -5,6 +5,7 @@
 //! dictionaries ([`super::caffe2`]).
 
 use super::caffe2::{self, Dropped};
+use crate::data::pickle::{self, PyValue};
 use crate::data::transform::ChannelOrder;
 use anyhow::{bail, Context, Result};
 use candle_core::pickle::{Object, Stack};
@@ -18,8 +19,8 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckpointFormat {
-    /// Detect: a Caffe2 blob dict for a `.pkl` file, else a VISSL trunk if present, else a
-    /// state dict (possibly wrapped).
+    /// Detect: a Caffe2 blob dict for a `.pkl` file (or a bare pickle of a dict), else a
+    /// VISSL trunk if present, else a state dict (possibly wrapped).
     #[default]
     Auto,
     /// torchvision names, possibly under `state_dict`/`model` and with `module.` prefixes.
@@ -49,8 +50,7 @@ const WRAPPERS: [&str; 4] = ["state_dict.", "model.", "model_state.", "net."];
 /// Reads every tensor of a checkpoint (on the CPU) and maps the names onto the
 /// architecture's published names. `key` selects a sub-dictionary by dotted path.
 pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<Checkpoint> {
-    let pkl = path.extension().is_some_and(|e| e == "pkl");
-    if format == CheckpointFormat::Caffe2 || (format == CheckpointFormat::Auto && pkl) {
+    if format == CheckpointFormat::Caffe2 || (format == CheckpointFormat::Auto && is_caffe2(path)) {
         let model = caffe2::read(path, key)?;
         return Ok(Checkpoint {
             tensors: model.tensors,
@@ -71,6 +71,20 @@ pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<
         channel_order: ChannelOrder::Rgb,
         dropped: None,
     })
+}
+
+/// A Caffe2 model file: a `.pkl`, or a bare pickle (not a zip) whose top level is a dict. A
+/// legacy non-zip PyTorch file, whose first pickle is a magic number, is not one.
+fn is_caffe2(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "pkl") {
+        return true;
+    }
+    let mut head = [0u8; 2];
+    let sniffed = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    sniffed.is_ok()
+        && head[0] == 0x80
+        && path.extension().is_none_or(|e| e != "safetensors")
+        && matches!(pickle::read(path), Ok(PyValue::Dict(_)))
 }
 
 /// Picks the state dict out of the flattened checkpoint and normalises its names.
