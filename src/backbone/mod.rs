@@ -129,12 +129,7 @@ impl BackboneConfig {
             return Ok(format!("random:seed={}", self.seed));
         }
         let path = PathBuf::from(&self.weights);
-        let sha = crate::atomic::file_sha256(&path, || {
-            format!(
-                "checkpoint {} not found: fix `weights` in the backbone TOML",
-                path.display()
-            )
-        })?;
+        let sha = crate::atomic::file_sha256(&path, || not_found(&path))?;
         let key = self.key.as_deref().unwrap_or("");
         Ok(format!(
             "sha256:{}{}",
@@ -301,10 +296,7 @@ fn with_some_weights<T>(
     }
     let path = Path::new(&cfg.weights);
     if !path.exists() {
-        bail!(
-            "checkpoint {} not found: fix `weights` in the backbone TOML",
-            path.display()
-        );
+        bail!(not_found(path));
     }
     let ckpt = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
     if let Some(dropped) = &ckpt.dropped {
@@ -323,6 +315,15 @@ fn with_some_weights<T>(
         bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
     }
     built
+}
+
+/// The message for a `weights` file that is not there.
+fn not_found(path: &Path) -> String {
+    format!(
+        "checkpoint {} not found: fix `weights` in the backbone TOML, or download the file \
+         (the released models' TOMLs, configs/backbones/goyal2019_*.toml, give its URL)",
+        path.display()
+    )
 }
 
 /// Reverses the input channels of the first convolution `name` (BGR-trained weights become
