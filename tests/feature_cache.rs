@@ -24,6 +24,8 @@ fn tiny_resnet() -> BackboneConfig {
         width: Some(1.0 / 16.0),
         output_stride: 32,
         paper_row: None,
+        stride_in_1x1: false,
+        weights_channel_order: None,
     }
 }
 

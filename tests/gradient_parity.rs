@@ -27,6 +27,8 @@ fn step(dtype: DType, want: &HashMap<String, Tensor>) -> (Tensor, HashMap<String
         width: Some(1.0 / 16.0),
         output_stride: 32,
         paper_row: None,
+        stride_in_1x1: false,
+        weights_channel_order: None,
     };
     let dev = device();
     let params = Params::new();

@@ -1,8 +1,12 @@
 //! Reading checkpoints into a flat map of torchvision-style parameter names: safetensors,
 //! PyTorch zip `.pth`/`.torch` files (bare state dicts, dicts wrapped under `state_dict` or
-//! `model`, `module.` prefixes), and VISSL checkpoints
-//! (`classy_state_dict.base_model.model.trunk._feature_blocks.*`).
+//! `model`, `module.` prefixes), VISSL checkpoints
+//! (`classy_state_dict.base_model.model.trunk._feature_blocks.*`), and Caffe2 `.pkl` blob
+//! dictionaries ([`super::caffe2`]).
 
+use super::caffe2::{self, Dropped};
+use crate::data::pickle::{self, PyValue};
+use crate::data::transform::ChannelOrder;
 use anyhow::{bail, Context, Result};
 use candle_core::pickle::{Object, Stack};
 use candle_core::{Device, Tensor};
@@ -15,13 +19,27 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckpointFormat {
-    /// Detect: a VISSL trunk if present, else a state dict (possibly wrapped).
+    /// Detect: a Caffe2 blob dict for a `.pkl` file (or a bare pickle of a dict), else a
+    /// VISSL trunk if present, else a state dict (possibly wrapped).
     #[default]
     Auto,
     /// torchvision names, possibly under `state_dict`/`model` and with `module.` prefixes.
     Torchvision,
     /// VISSL: `classy_state_dict` -> `base_model` -> `model` -> `trunk`, `_feature_blocks.*`.
     Vissl,
+    /// FAIR's and Detectron's Caffe2 `.pkl` files: a `blobs` dict of numpy arrays.
+    Caffe2,
+}
+
+/// A checkpoint read into our names.
+pub struct Checkpoint {
+    /// The tensors, on the CPU, under the architecture's published names.
+    pub tensors: HashMap<String, Tensor>,
+    /// The channel order the first convolution was trained on: BGR for Caffe2 files (their
+    /// models were fed by OpenCV), RGB for the others.
+    pub channel_order: ChannelOrder,
+    /// The entries of a Caffe2 file left out of the trunk (momentum, heads, ...).
+    pub dropped: Option<Dropped>,
 }
 
 /// Where VISSL keeps the trunk.
@@ -31,20 +49,42 @@ const WRAPPERS: [&str; 4] = ["state_dict.", "model.", "model_state.", "net."];
 
 /// Reads every tensor of a checkpoint (on the CPU) and maps the names onto the
 /// architecture's published names. `key` selects a sub-dictionary by dotted path.
-pub fn read(
-    path: &Path,
-    format: CheckpointFormat,
-    key: Option<&str>,
-) -> Result<HashMap<String, Tensor>> {
+pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<Checkpoint> {
+    if format == CheckpointFormat::Caffe2 || (format == CheckpointFormat::Auto && is_caffe2(path)) {
+        let model = caffe2::read(path, key)?;
+        return Ok(Checkpoint {
+            tensors: model.tensors,
+            channel_order: ChannelOrder::Bgr,
+            dropped: Some(model.dropped),
+        });
+    }
     let raw = if path.extension().is_some_and(|e| e == "safetensors") {
         candle_core::safetensors::load(path, &Device::Cpu)
             .with_context(|| format!("cannot read safetensors checkpoint {}", path.display()))?
     } else {
         read_torch_zip(path)?
     };
-    let names = select(raw, format, key)
+    let tensors = select(raw, format, key)
         .with_context(|| format!("no state dict found in {}", path.display()))?;
-    Ok(names)
+    Ok(Checkpoint {
+        tensors,
+        channel_order: ChannelOrder::Rgb,
+        dropped: None,
+    })
+}
+
+/// A Caffe2 model file: a `.pkl`, or a bare pickle (not a zip) whose top level is a dict. A
+/// legacy non-zip PyTorch file, whose first pickle is a magic number, is not one.
+fn is_caffe2(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "pkl") {
+        return true;
+    }
+    let mut head = [0u8; 2];
+    let sniffed = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    sniffed.is_ok()
+        && head[0] == 0x80
+        && path.extension().is_none_or(|e| e != "safetensors")
+        && matches!(pickle::read(path), Ok(PyValue::Dict(_)))
 }
 
 /// Picks the state dict out of the flattened checkpoint and normalises its names.

@@ -4,6 +4,7 @@
 
 mod affine;
 mod alexnet;
+pub mod caffe2;
 pub mod checkpoint;
 mod layers;
 mod params;
@@ -18,6 +19,7 @@ pub use resnet::{ResNet, ResNetConfig, Stage, StagePlan};
 pub use tap::Tap;
 pub use trainable::{BnMode, TrainConv, TrainableBackbone};
 
+use crate::data::transform::ChannelOrder;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::var_builder::SimpleBackend;
@@ -51,6 +53,17 @@ pub struct BackboneConfig {
     /// ResNet output stride: 32, 16 (res5 dilated) or 8 (res4 and res5 dilated).
     #[serde(default = "default_output_stride")]
     pub output_stride: usize,
+    /// ResNet layout: `true` puts the stride of each downsampling bottleneck on its first
+    /// 1x1 conv (MSRA's original ResNet, Detectron's `STRIDE_1X1`), `false` (the default) on
+    /// its 3x3 conv (torchvision, and FAIR's Goyal et al. 2019 models).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stride_in_1x1: bool,
+    /// The channel order the checkpoint's first convolution was trained on; unset, the
+    /// format's own (`bgr` for Caffe2 `.pkl` files, `rgb` for the others). With `bgr` the
+    /// input channels of conv1's weights are reversed at load, so that the trunk takes RGB
+    /// input like every other backbone (the transform's `channel_order` stays `rgb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_channel_order: Option<ChannelOrder>,
     /// The row of the paper's tables this backbone stands for (e.g. "Random"), so that
     /// `sslbench table --reference goyal2019` puts the published numbers beside ours.
     #[serde(default)]
@@ -97,7 +110,15 @@ impl BackboneConfig {
     pub fn arch_id(&self) -> Result<String> {
         let (family, width) = self.family()?;
         Ok(match family {
-            Family::ResNet50 => format!("resnet50(w={width},os={})", self.output_stride),
+            Family::ResNet50 => format!(
+                "resnet50(w={width},os={}{})",
+                self.output_stride,
+                if self.stride_in_1x1 {
+                    ",stride_in_1x1"
+                } else {
+                    ""
+                }
+            ),
             _ => format!("{}(w={width})", family.name()),
         })
     }
@@ -108,12 +129,7 @@ impl BackboneConfig {
             return Ok(format!("random:seed={}", self.seed));
         }
         let path = PathBuf::from(&self.weights);
-        let sha = crate::atomic::file_sha256(&path, || {
-            format!(
-                "checkpoint {} not found: fix `weights` in the backbone TOML",
-                path.display()
-            )
-        })?;
+        let sha = crate::atomic::file_sha256(&path, || not_found(&path))?;
         let key = self.key.as_deref().unwrap_or("");
         Ok(format!(
             "sha256:{}{}",
@@ -148,6 +164,15 @@ impl Family {
         }
     }
 
+    /// The name of the first convolution's weight, whose input channels see the image.
+    pub fn first_conv(self) -> &'static str {
+        match self {
+            Family::ResNet50 => "conv1.weight",
+            Family::AlexNet => "features.0.weight",
+            Family::AlexNetJigsaw => "0.0.weight",
+        }
+    }
+
     /// The taps the family offers, shallow to deep.
     pub fn taps(self) -> &'static [Tap] {
         match self {
@@ -172,6 +197,7 @@ impl<C: ConvLayer> Trunk<C> {
                 &ResNetConfig {
                     width,
                     output_stride: cfg.output_stride,
+                    stride_in_1x1: cfg.stride_in_1x1,
                 },
                 vb,
                 shared,
@@ -270,12 +296,18 @@ fn with_some_weights<T>(
     }
     let path = Path::new(&cfg.weights);
     if !path.exists() {
-        bail!(
-            "checkpoint {} not found: fix `weights` in the backbone TOML",
-            path.display()
-        );
+        bail!(not_found(path));
     }
-    let tensors = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
+    let ckpt = checkpoint::read(path, cfg.format, cfg.key.as_deref())?;
+    if let Some(dropped) = &ckpt.dropped {
+        eprintln!("{}: {}", path.display(), dropped.summary());
+    }
+    let mut tensors = ckpt.tensors;
+    let order = cfg.weights_channel_order.unwrap_or(ckpt.channel_order);
+    if order == ChannelOrder::Bgr {
+        to_rgb_input(&mut tensors, cfg.family()?.0.first_conv())
+            .with_context(|| format!("checkpoint {}", path.display()))?;
+    }
     let checked = CheckedTensors::new(tensors);
     let built = build(wrap(Box::new(checked.clone())));
     let (report, unexpected) = checked.finish(|name| !whole || is_head_or_buffer(name));
@@ -283,6 +315,33 @@ fn with_some_weights<T>(
         bail!(fit_message(path, &cfg.arch_id()?, &report, &unexpected));
     }
     built
+}
+
+/// The message for a `weights` file that is not there.
+fn not_found(path: &Path) -> String {
+    format!(
+        "checkpoint {} not found: fix `weights` in the backbone TOML, or download the file \
+         (the released models' TOMLs, configs/backbones/goyal2019_*.toml, give its URL)",
+        path.display()
+    )
+}
+
+/// Reverses the input channels of the first convolution `name` (BGR-trained weights become
+/// RGB-taking ones). A missing conv is left for the fit check to report.
+fn to_rgb_input(tensors: &mut std::collections::HashMap<String, Tensor>, name: &str) -> Result<()> {
+    let Some(w) = tensors.get(name) else {
+        return Ok(());
+    };
+    if w.rank() != 4 || w.dim(1)? != 3 {
+        bail!(
+            "`{name}` has shape {:?}, not 3 input channels: `weights_channel_order` applies to \
+             colour inputs; remove it from the backbone TOML",
+            w.dims()
+        );
+    }
+    let flipped = w.flip(&[1])?.contiguous()?;
+    tensors.insert(name.to_string(), flipped);
+    Ok(())
 }
 
 /// Stages of a ResNet-50 backbone as trainable convolutions over frozen batch norms
@@ -308,7 +367,13 @@ pub fn affine_stages(
         |vb| {
             plans
                 .iter()
-                .map(|&plan| Ok(Stage::new(width, plan, &vb, &())?))
+                .map(|&plan| {
+                    let plan = StagePlan {
+                        stride_in_1x1: cfg.stride_in_1x1,
+                        ..plan
+                    };
+                    Ok(Stage::new(width, plan, &vb, &())?)
+                })
                 .collect()
         },
     )

@@ -1,4 +1,5 @@
-//! ResNet-50 with torchvision's parameter names (v1.5: stride in the 3x3 conv), a width
+//! ResNet-50 with torchvision's parameter names (v1.5: stride in the 3x3 conv, or MSRA's
+//! original layout with the stride in the first 1x1 conv), a width
 //! multiplier applied to every stage (the SwAV/VISSL `resnet50wN` rule: stem 64*w,
 //! bottleneck planes 64*w..512*w, outputs 4x those), and optional dilation of res4/res5.
 
@@ -22,6 +23,9 @@ pub struct ResNetConfig {
     pub width: f64,
     /// Output stride: 32 (plain), 16 (res5 dilated) or 8 (res4 and res5 dilated).
     pub output_stride: usize,
+    /// The stride of a downsampling bottleneck sits on its first 1x1 conv (MSRA), not on its
+    /// 3x3 conv (torchvision, ResNet v1.5).
+    pub stride_in_1x1: bool,
 }
 
 struct Bottleneck<C> {
@@ -56,12 +60,15 @@ pub struct Stage<C = FrozenConv> {
 pub struct StagePlan {
     /// 0 = res2 .. 3 = res5.
     pub index: usize,
-    /// Stride of the first block's 3x3 conv and of its projection.
+    /// Stride of the first block (on its 3x3 conv, or its first 1x1 with `stride_in_1x1`)
+    /// and of its projection.
     pub stride: usize,
     /// Dilation of the first block's 3x3 conv.
     pub first_dilation: usize,
     /// Dilation of the other blocks' 3x3 convs.
     pub dilation: usize,
+    /// The first block's stride sits on its first 1x1 conv (MSRA's layout).
+    pub stride_in_1x1: bool,
 }
 
 impl StagePlan {
@@ -73,6 +80,7 @@ impl StagePlan {
             stride,
             first_dilation: 1,
             dilation: 1,
+            stride_in_1x1: false,
         }
     }
 }
@@ -105,6 +113,7 @@ impl<C: ConvLayer> Stage<C> {
             } else {
                 (1, plan.dilation)
             };
+            let (s1x1, s3x3) = if plan.stride_in_1x1 { (s, 1) } else { (1, s) };
             let out = planes * EXPANSION;
             let downsample = if j == 0 && (s != 1 || inplanes != out) {
                 let spec = ConvSpec::new(inplanes, out, 1).stride(s);
@@ -118,7 +127,7 @@ impl<C: ConvLayer> Stage<C> {
                     &b,
                     "conv1",
                     "bn1",
-                    ConvSpec::new(inplanes, planes, 1),
+                    ConvSpec::new(inplanes, planes, 1).stride(s1x1),
                 )?,
                 conv2: conv_bn(
                     shared,
@@ -126,7 +135,7 @@ impl<C: ConvLayer> Stage<C> {
                     "conv2",
                     "bn2",
                     ConvSpec::new(planes, planes, 3)
-                        .stride(s)
+                        .stride(s3x3)
                         .padding(d)
                         .dilation(d),
                 )?,
@@ -199,6 +208,7 @@ impl<C: ConvLayer> ResNet<C> {
                 plan.stride = 1;
             }
             plan.dilation = dilation;
+            plan.stride_in_1x1 = cfg.stride_in_1x1;
             stages.push(Stage::new(cfg.width, plan, &vb, shared)?);
         }
         Ok(Self { stem, stages })

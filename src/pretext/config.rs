@@ -241,6 +241,8 @@ impl PretextConfig {
             width: Some(self.model.width),
             output_stride: self.model.output_stride,
             paper_row: None,
+            stride_in_1x1: false,
+            weights_channel_order: None,
         }
     }
 

@@ -173,6 +173,7 @@ pub const RES5_OS8: StagePlan = StagePlan {
     stride: 1,
     first_dilation: 2,
     dilation: 4,
+    stride_in_1x1: false,
 };
 
 impl NormalsModel {
