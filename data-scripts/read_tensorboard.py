@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Reads a run folder's TensorBoard event files the way TensorBoard does (its own
-EventAccumulator, restart purging on) and prints what it holds as JSON:
+"""Reads a run folder's TensorBoard event files the way TensorBoard does and prints what it
+holds as JSON:
 
   {"scalars": {tag: [[step, value], ...]},
-   "images": {tag: [{"step", "width", "height", "decoded": [w, h]}, ...]}}
+   "images": {tag: [{"step", "width", "height", "decoded": [w, h]}, ...]},
+   "server_steps": {tag: [step, ...]}}
 
-`decoded` is the size of the encoded PNG as Pillow reads it. NaN values are written as null.
+`scalars` and `images` come from TensorBoard's EventAccumulator, `server_steps` (the steps of
+each scalar and image tag) from the plugin EventAccumulator that `tensorboard --logdir DIR
+--load_fast=false` serves from; both purge the steps a restarted run redid. `decoded` is the
+size of the encoded PNG as Pillow reads it. NaN values are written as null.
 Used by tests/tensorboard_events.rs: python3 data-scripts/read_tensorboard.py RUN_DIR
 """
 import io
@@ -16,6 +20,7 @@ import sys
 
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 
 
 def main(run_dir):
@@ -40,7 +45,13 @@ def main(run_dir):
             images[t].append(
                 {"step": e.step, "width": e.width, "height": e.height, "decoded": list(png.size)}
             )
-    json.dump({"scalars": scalars, "images": images}, sys.stdout)
+    # The server's loader keeps scalars and images as tensors, every one with 0.
+    served = pea.EventAccumulator(run_dir, size_guidance={pea.TENSORS: 0})
+    served.Reload()
+    server_steps = {t: [e.step for e in served.Tensors(t)] for t in served.Tags()["tensors"]}
+    json.dump(
+        {"scalars": scalars, "images": images, "server_steps": server_steps}, sys.stdout
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 //! package's own EventAccumulator (data-scripts/read_tensorboard.py, tensorboard pinned in
 //! data-scripts/requirements.txt). Its view holds every CSV column as a scalar with the CSV's
 //! values (to f32) at the CSV's steps, each step once although the resumed run redid some, and
-//! the preview PNGs at the last step, decodable at their size. Release build, about 20 s.
+//! the preview PNGs at the last step, decodable at their size; the loader TensorBoard's Python
+//! server uses holds the same steps. Release build, about 20 s.
 
 mod common;
 
@@ -52,6 +53,13 @@ fn steps(view: &Value, tag: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The steps TensorBoard's server loader holds for `tag` (a scalar or an image).
+fn served_steps(view: &Value, tag: &str) -> Vec<u64> {
+    let steps = view["server_steps"][tag].as_array();
+    let steps = steps.unwrap_or_else(|| panic!("the server shows no {tag}: {view}"));
+    steps.iter().map(|s| s.as_u64().unwrap()).collect()
+}
+
 /// Every column of the CSV log at `path` but the step is a scalar of `view` with one point
 /// per row: the row's step, and its value as an f32 (NaN shows as null).
 fn assert_scalars_are_the_csv(view: &Value, path: &Path) {
@@ -66,6 +74,7 @@ fn assert_scalars_are_the_csv(view: &Value, path: &Path) {
     let want_steps: Vec<u64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     for (j, tag) in header.iter().enumerate().skip(1) {
         assert_eq!(steps(view, tag), want_steps, "steps of {tag}");
+        assert_eq!(served_steps(view, tag), want_steps, "served steps of {tag}");
         for (row, point) in rows.iter().zip(view["scalars"][tag].as_array().unwrap()) {
             let want = row[j].parse::<f64>().unwrap() as f32;
             match point[1].as_f64() {
@@ -90,6 +99,7 @@ fn assert_image(view: &Value, tag: &str, step: u64, png: &Path) {
         (Some(w.into()), Some(h.into()))
     );
     assert_eq!(im["decoded"], serde_json::json!([w, h]), "{tag}");
+    assert_eq!(served_steps(view, tag), [step], "served steps of {tag}");
 }
 
 /// The last step logged in the CSV log at `path` (0 before any row).

@@ -2,8 +2,12 @@
 //! shows every training loop: [`crate::train::log::CsvLog`] writes each row's scalars into
 //! one, and the loops add their preview PNGs with [`add_preview`]. A log at `dir/NAME.csv`
 //! owns the files `dir/events.out.tfevents.<secs>.<host>.<pid>.NAME`; a fresh run removes
-//! them, and a resumed run starts a new one whose first events make TensorBoard discard the
-//! old files' steps after the checkpoint (a `SessionLog` START), as the CSV drops its rows.
+//! them, and a resumed run starts a new one. Each file opens a session as TensorFlow's
+//! writers do, with a `SessionLog` START at its first step: on a restart TensorBoard discards
+//! what the older files hold from that step on, as the CSV drops the rows after the
+//! checkpoint. (TensorBoard's Python loader ignores a run's first START and purges on the
+//! later ones; its other reader, EventAccumulator, purges on every one.) A folder is one run
+//! to TensorBoard, so each log needs a folder of its own.
 
 mod proto;
 mod tfrecord;
@@ -26,8 +30,8 @@ pub struct EventFile {
 
 impl EventFile {
     /// Starts a new event file for the CSV log at `csv`, for a run at `resume_step`: a fresh
-    /// run (step 0) first removes the log's old event files; a resumed one keeps them and
-    /// tells TensorBoard to discard their events after `resume_step`.
+    /// run (step 0) first removes the log's old event files; a resumed one keeps them, and
+    /// its session START tells TensorBoard to discard their events after `resume_step`.
     pub fn start(csv: &Path, resume_step: usize) -> Result<Self> {
         let (dir, name) = owner(csv)?;
         if resume_step == 0 {
@@ -36,11 +40,8 @@ impl EventFile {
                     .with_context(|| format!("cannot remove the old event file {}", f.display()))?;
             }
         }
-        let mut events = Self::create(dir, name)?;
-        if resume_step > 0 {
-            events.write(resume_step as i64 + 1, &Payload::SessionStart)?;
-        }
-        Ok(events)
+        let first = if resume_step == 0 { 0 } else { resume_step + 1 };
+        Self::create(dir, name, first)
     }
 
     /// Opens the newest event file of the CSV log at `csv` for appending, or a new one when
@@ -48,7 +49,7 @@ impl EventFile {
     pub fn append(csv: &Path) -> Result<Self> {
         let (dir, name) = owner(csv)?;
         let Some((_, path)) = files(dir, name)?.pop() else {
-            return Self::create(dir, name);
+            return Self::create(dir, name, 0);
         };
         let file = std::fs::OpenOptions::new()
             .append(true)
@@ -79,8 +80,9 @@ impl EventFile {
     }
 
     /// A new event file of the log `name` in `dir`, named to sort after the log's others
-    /// (readers take a folder's files in name order), holding its file version.
-    fn create(dir: &Path, name: &str) -> Result<Self> {
+    /// (readers take a folder's files in name order), holding its file version and the
+    /// START of a session at step `first`.
+    fn create(dir: &Path, name: &str, first: usize) -> Result<Self> {
         let secs = now() as u64;
         let secs = files(dir, name)?
             .last()
@@ -98,6 +100,7 @@ impl EventFile {
         })?;
         let mut events = Self { path, file };
         events.write(0, &Payload::FileVersion)?;
+        events.write(first as i64, &Payload::SessionStart)?;
         Ok(events)
     }
 

@@ -9,7 +9,8 @@ pub enum Payload<'a> {
     /// The first event of a file: `file_version`, "brain.Event:2" (readers then honour
     /// `SessionLog` restarts).
     FileVersion,
-    /// A `SessionLog` START: TensorBoard discards the events it holds at this step or later.
+    /// A `SessionLog` START: a session (re)starts here, so TensorBoard discards the events
+    /// it holds from this step on.
     SessionStart,
     /// A `Summary` of scalars, one `simple_value` per tag.
     Scalars(&'a [(String, f32)]),
