@@ -66,6 +66,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::manual_rotate)] // the mask as TFRecord's format spells it
     fn a_record_frames_its_data_with_both_checksums() {
         let r = record(b"abc");
         assert_eq!(r.len(), 8 + 4 + 3 + 4);
