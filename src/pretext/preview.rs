@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use candle_core::Tensor;
 use image::{imageops, RgbImage};
 use ndarray::{Array2, Array3};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `ab_bins.preview_images` strips of held-out images into `dir`.
+/// Writes `ab_bins.preview_images` strips of held-out images into `dir`; returns their paths.
 pub(super) fn write(
     cfg: &PretextConfig,
     model: &PretextModel,
@@ -21,13 +21,13 @@ pub(super) fn write(
     loader: &Loader,
     holdout: &[Sample],
     dir: &Path,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let (Pretext::Colorization { cfg: c, bins, .. }, Some(b)) = (pretext, &cfg.ab_bins) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let count = b.preview_images.min(holdout.len());
     if count == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The centre crop of each image is both the network input (its lightness, grey) and the
@@ -47,6 +47,7 @@ pub(super) fn write(
     let side = (c.size / c.output_stride) as usize;
     // Q x (count h w), cells ordered (image, row, column).
     let probs = probs?.reshape((bins.len(), count, side, side))?;
+    let mut written = Vec::new();
     for (i, (sample, crop)) in holdout.iter().zip(&crops).enumerate() {
         let lab = super::lab::from_rgb_image(crop);
         let lightness: Array2<f32> = lab.index_axis(ndarray::Axis(2), 0).to_owned();
@@ -68,6 +69,7 @@ pub(super) fn write(
         strip
             .save(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
     }
-    Ok(())
+    Ok(written)
 }

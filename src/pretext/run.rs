@@ -24,6 +24,7 @@ use crate::train::params::ParamKind;
 use crate::train::prefetch::with_prefetch;
 use crate::train::run_dir::{RunDir, RunSpec};
 use crate::train::stop::Cadence;
+use crate::train::tensorboard::add_preview;
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::Device;
 use rand::seq::SliceRandom;
@@ -165,7 +166,7 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
     bb.weights = "model.safetensors".into();
     crate::atomic::write_atomic(&backbone, toml::to_string(&bb)?.as_bytes())?;
     if let Pretext::Colorization { .. } = &pretext {
-        super::preview::write(
+        let strips = super::preview::write(
             cfg,
             &model,
             &pretext,
@@ -173,6 +174,11 @@ pub fn pretrain(cfg: &PretextConfig, out: &Path, device: &Device, resume: bool) 
             &holdout,
             &out.join("colourised"),
         )?;
+        for strip in strips {
+            let name = strip.file_stem().unwrap_or_default().to_string_lossy();
+            let tag = format!("colourised/{name}");
+            add_preview(&out.join(LOG), &tag, cfg.train.steps, &strip)?;
+        }
     }
     let tail: Vec<&StepRow> = log.rows().iter().rev().take(3).collect();
     let mean =

@@ -1,7 +1,10 @@
 //! The one training log: a CSV file of rows, one per logged step or update, kept consistent
 //! with the checkpoint a run resumes from (rows logged after it are dropped, as their steps
 //! are redone). Each training loop brings its row type; plots are drawn by their owners.
+//! Each row's scalars also go to a TensorBoard event file beside the CSV
+//! ([`crate::train::tensorboard`]), kept consistent with the checkpoint the same way.
 
+use super::tensorboard::EventFile;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,17 +19,29 @@ pub trait LogRow: Sized {
     fn to_csv(&self) -> String;
     /// A CSV line back as a row, `None` when it is not one.
     fn parse(line: &str) -> Option<Self>;
+    /// The row's scalars for TensorBoard, by tag: by default each column after the first
+    /// (the step) whose CSV field reads as a number, tagged with its header name.
+    fn scalars(&self) -> Vec<(String, f64)> {
+        Self::HEADER
+            .split(',')
+            .zip(self.to_csv().split(','))
+            .skip(1)
+            .filter_map(|(tag, field)| Some((tag.to_string(), field.trim().parse().ok()?)))
+            .collect()
+    }
 }
 
-/// A CSV training log at one path.
+/// A CSV training log at one path, with its TensorBoard event file.
 pub struct CsvLog<R> {
     path: PathBuf,
     rows: Vec<R>,
+    events: EventFile,
 }
 
 impl<R: LogRow> CsvLog<R> {
     /// Opens the log at `path`, keeping only the rows up to `resume_step` (a fresh run, at
-    /// step 0, starts an empty log), and rewrites it atomically.
+    /// step 0, starts an empty log), and rewrites it atomically; starts its event file
+    /// ([`EventFile::start`]).
     pub fn open(path: &Path, resume_step: usize) -> Result<Self> {
         let rows = match resume_step {
             0 => Vec::new(),
@@ -38,6 +53,7 @@ impl<R: LogRow> CsvLog<R> {
         let log = Self {
             path: path.to_path_buf(),
             rows,
+            events: EventFile::start(path, resume_step)?,
         };
         let mut text = format!("{}\n", R::HEADER);
         for r in &log.rows {
@@ -72,13 +88,14 @@ impl<R: LogRow> CsvLog<R> {
             .collect()
     }
 
-    /// Appends a row.
+    /// Appends a row, and its scalars to the event file.
     pub fn push(&mut self, row: R) -> Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.path)
             .with_context(|| format!("cannot append to {}", self.path.display()))?;
         writeln!(file, "{}", row.to_csv())?;
+        self.events.scalars(row.step(), &row.scalars())?;
         self.rows.push(row);
         Ok(())
     }
@@ -123,6 +140,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "step,loss\n1,0.500\n2,1.000\n3,1.500\n");
         assert!(CsvLog::<Row>::open(&path, 0).unwrap().rows().is_empty());
+        assert_eq!(Row(4, 0.25).scalars(), vec![("loss".to_string(), 0.25)]);
         std::fs::write(&path, "step,loss\n1,x\n").unwrap();
         let err = format!("{:#}", CsvLog::<Row>::read(&path).unwrap_err());
         assert!(err.contains("line 2") && err.contains("log.csv"), "{err}");

@@ -13,12 +13,13 @@ use super::head::FastRcnnHead;
 use super::infer::{detect_image, random_scores_image};
 use super::maps::{FrozenMaps, MapRequest};
 use super::roidb::{self, RoidbEntry};
-use super::train::train;
+use super::train::{train, LOG};
 use super::voc_eval::{evaluate, Detection};
 use super::voc_results::write_results;
 use crate::data::{Dataset, VocObject};
 use crate::report::{DetailTable, Metric};
 use crate::tasks::{RunContext, TaskOutput};
+use crate::train::tensorboard::add_preview;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::PathBuf;
@@ -251,7 +252,10 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 .iter()
                 .map(|(path, shown)| annotate(&crate::data::decode::decode(path)?, shown))
                 .collect::<Result<Vec<_>>>()?;
-            draw_strip(&images, &dir.join("detections.png"))?;
+            let strip = dir.join("detections.png");
+            draw_strip(&images, &strip)?;
+            let step = trained.last.as_ref().map_or(0, |r| r.iter);
+            add_preview(&dir.join(LOG), "detections", step, &strip)?;
         }
         out.metrics.push(Metric {
             tap: tap.name().to_string(),

@@ -11,10 +11,11 @@ use super::envs::{self, Phase};
 use super::evaluate::{evaluate, Evaluation};
 use super::perception::Perception;
 use super::render;
-use super::train::{train, AgentRun};
+use super::train::{train, AgentRun, LOG};
 use crate::backbone::{Backbone, Tap};
 use crate::report::{Metric, Spread};
 use crate::tasks::{RunContext, TaskOutput};
+use crate::train::tensorboard::add_preview;
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -94,7 +95,11 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
                 &dir.join("eval.json"),
                 serde_json::to_string_pretty(&eval)?.as_bytes(),
             )?;
-            render::record(&cfg, &perception, &trained.agent, &dir)?;
+            for png in render::record(&cfg, &perception, &trained.agent, &dir)? {
+                if png.extension().is_some_and(|e| e == "png") {
+                    add_preview(&dir.join(LOG), "rollout", cfg.updates(), &png)?;
+                }
+            }
             rows.push(trained.rows);
             evals.push(eval);
         }

@@ -26,7 +26,7 @@ const STREAM_POLICY_INIT: u64 = 11;
 const STREAM_UPDATE: u64 = 12;
 const STREAM_EPISODES: u64 = 13;
 /// The agent's training log in its folder.
-const LOG: &str = "progress.csv";
+pub const LOG: &str = "progress.csv";
 
 /// One agent's training job.
 pub struct AgentRun<'a> {

@@ -17,10 +17,11 @@ use super::maps::FrozenMaps;
 use super::metrics::{angular_errors, decode_probabilities, evaluate, NormalsMetrics};
 use super::model::NormalsModel;
 use super::supervision_file;
-use super::train::train;
+use super::train::{train, LOG};
 use crate::backbone::Tap;
 use crate::report::{CacheRef, Metric};
 use crate::tasks::{RunContext, TaskOutput};
+use crate::train::tensorboard::add_preview;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde_json::json;
@@ -187,6 +188,7 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
             &test_maps,
             &sup,
             &dir,
+            trained.last.as_ref().map_or(0, |r| r.iter),
             &setup.device,
         )?;
         let test_seconds = t2.elapsed().as_secs_f64();
@@ -266,7 +268,8 @@ pub fn run(ctx: &RunContext) -> Result<TaskOutput> {
 }
 
 /// Scores the model and the two baselines on the test frames, in that order, and draws the
-/// first `test.draw_images` frames.
+/// first `test.draw_images` frames into the run folder `dir`, and into its TensorBoard events
+/// at the trained iteration `step`.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_split(
     cfg: &NormalsConfig,
@@ -276,6 +279,7 @@ fn evaluate_split(
     maps: &FrozenMaps,
     sup: &Supervision,
     dir: &Path,
+    step: usize,
     device: &Device,
 ) -> Result<Vec<Scored>> {
     let (h, w) = frames.size();
@@ -316,7 +320,9 @@ fn evaluate_split(
     }
     bar.finish_and_clear();
     if !drawn.is_empty() {
-        draw(&drawn, h, w, &dir.join("normals.png"))?;
+        let preview = dir.join("normals.png");
+        draw(&drawn, h, w, &preview)?;
+        add_preview(&dir.join(LOG), "normals", step, &preview)?;
     }
     spills
         .into_iter()
