@@ -120,16 +120,25 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// The latest complete checkpoint, if any.
+    /// The latest complete checkpoint, if any: the newest `step_*` folder (each is renamed
+    /// into place only once complete). `latest` names it too, but a run killed between that
+    /// rename and the pointer's write leaves the pointer one checkpoint behind.
     pub fn latest(&self) -> Result<Option<Checkpoint>> {
-        let pointer = self.root.join(LATEST);
-        if !pointer.exists() {
+        if !self.root.is_dir() {
             return Ok(None);
         }
-        let name = std::fs::read_to_string(&pointer)
-            .with_context(|| format!("cannot read {}", pointer.display()))?;
-        let dir = self.root.join(name.trim());
-        Self::load(&dir).map(Some)
+        let entries = std::fs::read_dir(&self.root)
+            .with_context(|| format!("cannot list {}", self.root.display()))?;
+        let newest = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?;
+                let step: usize = name.strip_prefix("step_")?.parse().ok()?;
+                Some((step, p))
+            })
+            .max_by_key(|(step, _)| *step);
+        newest.map(|(_, dir)| Self::load(&dir)).transpose()
     }
 
     /// Reads the checkpoint in `dir`.
@@ -158,5 +167,35 @@ impl Checkpoints {
             model: read("model.safetensors")?,
             optimizer: read("optimizer.safetensors")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(step: usize) -> TrainState {
+        TrainState {
+            schema: STATE_SCHEMA.to_string(),
+            step,
+            seed: 0,
+            config_digest: "d".into(),
+            optimizer_steps: step,
+        }
+    }
+
+    #[test]
+    fn the_newest_folder_wins_over_a_pointer_left_behind_by_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let cks = Checkpoints::new(dir.path(), 3);
+        assert!(cks.latest().unwrap().is_none(), "no folder yet");
+        let t = HashMap::from([("w".to_string(), Tensor::new(&[1f32], &Device::Cpu).unwrap())]);
+        for step in [10, 20] {
+            cks.save(&state(step), &t, &t).unwrap();
+        }
+        assert_eq!(cks.latest().unwrap().unwrap().state.step, 20);
+        // Killed between the folder's rename and the pointer's write.
+        std::fs::write(dir.path().join("checkpoints").join(LATEST), "step_00000010").unwrap();
+        assert_eq!(cks.latest().unwrap().unwrap().state.step, 20);
     }
 }

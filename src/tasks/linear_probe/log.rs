@@ -1,6 +1,7 @@
 //! The row of a probe run's loss log (`probe_log.csv` in the run folder, one row per tap and
-//! logged iteration, kept by [`crate::train::log::CsvLog`]). Values are written in full
-//! precision, so the loss curves a resumed run reads back equal those it logged.
+//! logged iteration, kept by [`crate::train::log::CsvLog`], which also writes its scalars to
+//! TensorBoard). Values are written in full precision, so the loss curves a resumed run reads
+//! back equal those it logged.
 
 use crate::train::log::LogRow;
 
@@ -37,6 +38,14 @@ impl LogRow for Row {
             loss: v.next()?.parse().ok()?,
         };
         v.next().is_none().then_some(row)
+    }
+
+    /// `loss/<tap>` per head, and `lr` (the same for every head).
+    fn scalars(&self) -> Vec<(String, f64)> {
+        vec![
+            (format!("loss/{}", self.tap), self.loss),
+            ("lr".to_string(), self.lr),
+        ]
     }
 }
 
