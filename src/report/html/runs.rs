@@ -1,0 +1,131 @@
+//! One run's section: its tables (per layer, per k, the task's own), its images, and what
+//! produced it: backbone, weights digest, config, cache keys, machine, versions and time.
+
+use super::discover::Run;
+use super::escape::{anchor, esc};
+use super::{figures, tables};
+use crate::report::table::run_tables;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The section of `run`, with its images linked from `page_dir`.
+pub fn section(run: &Run, root: &Path, page_dir: &Path) -> String {
+    let r = &run.result;
+    let mut html = format!(
+        "<section class=\"run\" id=\"run-{}\">\n<h3>{}</h3>\n",
+        anchor(&r.run),
+        esc(&r.run)
+    );
+    let own = run_tables(r);
+    for t in own.per_layer.iter().chain(&own.per_k) {
+        html += &tables::paper(t);
+    }
+    html += &figures::gallery(&run.images, page_dir, root);
+    if !r.tables.is_empty() {
+        let _ = writeln!(
+            html,
+            "<details><summary>{} tables of the task</summary>",
+            r.tables.len()
+        );
+        for t in &r.tables {
+            html += &tables::detail(t);
+        }
+        html += "</details>\n";
+    }
+    html += &facts(run);
+    html += &cache_keys(run);
+    for (what, value) in [("backbone config", &r.backbone), ("task config", &r.config)] {
+        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        let _ = writeln!(
+            html,
+            "<details><summary>{what}</summary><pre>{}</pre></details>",
+            esc(&text)
+        );
+    }
+    html + "</section>\n"
+}
+
+/// Task, backbone, weights and where and when the run ran, as a definition list.
+fn facts(run: &Run) -> String {
+    let r = &run.result;
+    let field = |key: &str| {
+        r.backbone
+            .get(key)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<(&str, String)> = vec![
+        (
+            "task",
+            format!("{} ({}, {})", r.task, r.kind, r.task_file.display()),
+        ),
+        ("backbone", format!("{} ({})", r.backbone_name, r.arch)),
+        ("weights", field("weights")),
+        (
+            "paper row",
+            r.paper_row.clone().unwrap_or_else(|| "–".into()),
+        ),
+        ("taps", r.taps.join(", ")),
+        ("results", run.json.display().to_string()),
+    ];
+    match &r.provenance {
+        Some(p) => rows.extend([
+            ("weights digest", p.weights_digest.clone()),
+            ("started", p.started_utc.clone()),
+            ("machine", format!("{} ({}, {})", p.host, p.os, p.cpu)),
+            ("threads, device", format!("{}, {}", p.threads, p.device)),
+            ("versions", p.versions.clone()),
+        ]),
+        None => rows.push((
+            "provenance",
+            "not recorded (a results file from before sslbench recorded weights digest, \
+             machine, versions and time)"
+                .into(),
+        )),
+    }
+    rows.push(("time", timings(&r.timings)));
+    let mut html = String::from("<dl class=\"facts\">\n");
+    for (k, v) in rows {
+        let _ = writeln!(html, "<dt>{k}</dt><dd>{}</dd>", esc(&v));
+    }
+    html + "</dl>\n"
+}
+
+/// `total 25.2 s, svm 25.2 s, features 0.0 s`: the timings object, `_s` fields in seconds.
+fn timings(value: &serde_json::Value) -> String {
+    let Some(map) = value.as_object() else {
+        return "–".into();
+    };
+    let mut parts: Vec<(String, f64)> = map
+        .iter()
+        .filter_map(|(k, v)| Some((k.trim_end_matches("_s").to_string(), v.as_f64()?)))
+        .collect();
+    parts.sort_by_key(|(k, _)| k != "total");
+    let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.1} s")).collect();
+    parts.join(", ")
+}
+
+/// The cache entries the run read: tap, split, digest and whether it was extracted.
+fn cache_keys(run: &Run) -> String {
+    let cache = &run.result.cache;
+    if cache.is_empty() {
+        return String::new();
+    }
+    let mut html = format!(
+        "<details><summary>{} cache keys</summary>\n<table class=\"sortable cache\">\
+         <thead><tr><th>tap</th><th>split</th><th>digest</th><th>status</th></tr></thead>\n\
+         <tbody>\n",
+        cache.len()
+    );
+    for c in cache {
+        let _ = writeln!(
+            html,
+            "<tr><th>{}</th><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            esc(&c.tap),
+            esc(&c.spec),
+            esc(&c.digest),
+            esc(&c.status)
+        );
+    }
+    html + "</tbody></table></details>\n"
+}
