@@ -72,7 +72,7 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
         html += "<a href=\"#pretext\">Pretext runs</a>";
     }
     html += "</nav>\n";
-    html += "<h2 id=\"tables\">Tables</h2>\n<p class=\"legend\"><span class=\"ours\">ours</span>\
+    html += "<section id=\"tables\">\n<h2>Tables</h2>\n<p class=\"legend\"><span class=\"ours\">ours</span>\
              <span class=\"published\">published</span><span class=\"delta\">Δ ours − \
              published</span> click a column header to sort.</p>\n";
     let results: Vec<RunResult> = found.runs.iter().map(|r| r.result.clone()).collect();
@@ -89,7 +89,7 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
         }
     }
     html += &figures::gallery(&found.sweep_images, page_dir, &found.root);
-    html += "<h2 id=\"runs\">Runs</h2>\n<ul class=\"toc\">\n";
+    html += "</section>\n<section id=\"runs\">\n<h2>Runs</h2>\n<ul class=\"toc\">\n";
     for run in &found.runs {
         let _ = writeln!(
             html,
@@ -102,11 +102,13 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
     for run in &found.runs {
         html += &runs::section(run, &found.root, page_dir);
     }
+    html += "</section>\n";
     if !found.pretext.is_empty() {
-        html += "<h2 id=\"pretext\">Pretext runs</h2>\n";
+        html += "<section id=\"pretext\">\n<h2>Pretext runs</h2>\n";
         for run in &found.pretext {
             html += &pretext::section(run, page_dir);
         }
+        html += "</section>\n";
     }
     let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
     Ok(html)
