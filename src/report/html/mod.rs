@@ -7,6 +7,8 @@
 mod discover;
 mod escape;
 mod figures;
+mod overview;
+mod paper_tables;
 mod pretext;
 mod runs;
 mod tables;
@@ -14,7 +16,7 @@ mod tables;
 pub use discover::{discover, Found, PretextRun, Run};
 
 use crate::atomic::write_atomic;
-use crate::report::{table, Reference, RunResult, Selection};
+use crate::report::{Reference, RunResult};
 use anyhow::{Context, Result};
 use escape::esc;
 use std::fmt::Write;
@@ -43,8 +45,8 @@ pub fn write(results: &Path, out: &Path, reference: Option<&Reference>) -> Resul
 /// The whole page for `found`, linking files relative to `page_dir`.
 pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Result<String> {
     let title = format!("sslbench report: {}", found.root.display());
-    let mut tasks: Vec<&str> = found.runs.iter().map(|r| r.result.task.as_str()).collect();
-    tasks.dedup();
+    let mut task_names: Vec<&str> = found.runs.iter().map(|r| r.result.task.as_str()).collect();
+    task_names.dedup();
     let mut backbones: Vec<&str> = found
         .runs
         .iter()
@@ -59,8 +61,8 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
          <p class=\"summary\">{} runs of {} tasks ({}) on {} backbones ({}); {} pretext runs; \
          published numbers: {}.</p>\n",
         found.runs.len(),
-        tasks.len(),
-        esc(&tasks.join(", ")),
+        task_names.len(),
+        esc(&task_names.join(", ")),
         backbones.len(),
         esc(&backbones.join(", ")),
         found.pretext.len(),
@@ -72,33 +74,17 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
         html += "<a href=\"#pretext\">Pretext runs</a>";
     }
     html += "</nav>\n";
-    html += "<section id=\"tables\">\n<h2>Tables</h2>\n<p class=\"legend\"><span class=\"ours\">ours</span>\
-             <span class=\"published\">published</span><span class=\"delta\">Δ ours − \
-             published</span> click a column header to sort.</p>\n";
     let results: Vec<RunResult> = found.runs.iter().map(|r| r.result.clone()).collect();
-    for task in &tasks {
-        for metric in metrics_of(&results, task) {
-            let selection = Selection {
-                task: Some(task.to_string()),
-                metric: Some(metric.clone()),
-                tap: None,
-            };
-            let t = table::paper_table(&results, &selection, reference)
-                .with_context(|| format!("the {task} table ({metric})"))?;
-            html += &tables::paper(&t);
-        }
+    let tasks = paper_tables::of(&results, reference)?;
+    html += &overview::table(&found.runs, &tasks);
+    html += "<section id=\"tables\">\n<h2>Tables</h2>\n<p class=\"legend\"><span class=\"ours\">\
+             ours</span><span class=\"published\">published</span><span class=\"delta\">Δ ours \
+             − published</span> click a column header to sort.</p>\n";
+    for t in &tasks {
+        html += &t.html;
     }
     html += &figures::gallery(&found.sweep_images, page_dir, &found.root);
-    html += "</section>\n<section id=\"runs\">\n<h2>Runs</h2>\n<ul class=\"toc\">\n";
-    for run in &found.runs {
-        let _ = writeln!(
-            html,
-            "<li><a href=\"#run-{}\">{}</a></li>",
-            escape::anchor(&run.result.run),
-            esc(&run.result.run)
-        );
-    }
-    html += "</ul>\n";
+    html += "</section>\n<section id=\"runs\">\n<h2>Runs</h2>\n";
     for run in &found.runs {
         html += &runs::section(run, &found.root, page_dir);
     }
@@ -112,19 +98,4 @@ pub fn page(found: &Found, page_dir: &Path, reference: Option<&Reference>) -> Re
     }
     let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
     Ok(html)
-}
-
-/// The metric names of `task`'s results, in first-seen order.
-fn metrics_of(results: &[RunResult], task: &str) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for m in results
-        .iter()
-        .filter(|r| r.task == task)
-        .flat_map(|r| &r.metrics)
-    {
-        if !names.contains(&m.name) {
-            names.push(m.name.clone());
-        }
-    }
-    names
 }

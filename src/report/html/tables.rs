@@ -12,7 +12,7 @@ pub fn paper(table: &Table) -> String {
     let mut html = String::from("<div class=\"table\">\n<table class=\"sortable paper\">\n");
     let _ = writeln!(
         html,
-        "<caption>{} <span class=\"metric\">{} (%)</span></caption>",
+        "<caption>{} <span class=\"metric\">{}</span></caption>",
         esc(&table.title),
         esc(&table.metric)
     );
