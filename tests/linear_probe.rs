@@ -7,7 +7,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::sample;
+use common::{sample, small_probe_sets};
 use rand::SeedableRng;
 use sslbench::data::augment::{AugmentConfig, AugmentCrop, Window};
 use sslbench::data::{Resize, TransformConfig};
@@ -188,26 +188,15 @@ fn augmentation_windows_follow_torchvision() {
 /// pool5), batches of 60 in two batch-norm groups; returns the results JSON.
 fn run_probe(cache: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     let root = env!("CARGO_MANIFEST_DIR");
-    let fashion = sample("fashion-mnist");
-    let list = |name: &str| {
-        format!(
-            "list:{}/lists/{name}.txt:{}",
-            fashion.display(),
-            fashion.display()
-        )
-    };
-    let mut sets = vec![
-        "backbone.width=0.0625".to_string(),
-        format!("data.train={}", list("train_small")),
-        format!("data.val={}", list("val_small")),
-        "transform.resize=128".into(),
-        "transform.size=112".into(),
-        "probe.fair.batch_size=60".into(),
-        "probe.fair.bn_group=30".into(),
-        "probe.fair.length=150".into(),
-        "probe.fair.step=100".into(),
-        "probe.log_every=25".into(),
-    ];
+    let mut sets = small_probe_sets();
+    sets.extend(
+        [
+            "probe.fair.length=150",
+            "probe.fair.step=100",
+            "probe.log_every=25",
+        ]
+        .map(str::to_string),
+    );
     sets.extend(extra.iter().map(|s| s.to_string()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslbench"));
     cmd.args([

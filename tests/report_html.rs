@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{ok, sample, sslbench};
+use common::{ok, sample, small_probe_sets, sslbench};
 use sslbench::report::{table, Reference, RowKind, RunResult, Selection};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -105,14 +105,6 @@ fn run_all(jobs: Vec<Command>) {
 fn make_results(site: &Path) -> PathBuf {
     let results = site.join("results");
     let out = results.to_str().unwrap().to_string();
-    let fashion = sample("fashion-mnist");
-    let list = |name: &str| {
-        format!(
-            "list:{}/lists/{name}.txt:{}",
-            fashion.display(),
-            fashion.display()
-        )
-    };
     let sweep = strings(&[
         "sweep",
         sweep_file(site).to_str().unwrap(),
@@ -131,17 +123,8 @@ fn make_results(site: &Path) -> PathBuf {
         "--out",
         &out,
     ]);
-    for s in [
-        "backbone.width=0.0625".to_string(),
-        format!("data.train={}", list("train_small")),
-        format!("data.val={}", list("val_small")),
-        "transform.resize=128".into(),
-        "transform.size=112".into(),
-        "probe.fair.batch_size=60".into(),
-        "probe.fair.bn_group=30".into(),
-        "probe.fair.length=50".into(),
-        "probe.fair.step=40".into(),
-    ] {
+    let schedule = ["probe.fair.length=50", "probe.fair.step=40"].map(str::to_string);
+    for s in small_probe_sets().into_iter().chain(schedule) {
         probe.extend(["--set".to_string(), s]);
     }
     let mut nav = strings(&[

@@ -45,12 +45,7 @@ pub fn section(run: &PretextRun, page_dir: &Path) -> String {
         );
     }
     if let Some(config) = run.summary.get("config") {
-        let text = serde_json::to_string_pretty(config).unwrap_or_default();
-        let _ = writeln!(
-            html,
-            "<details><summary>pretext config</summary><pre>{}</pre></details>",
-            esc(&text)
-        );
+        html += &super::runs::json_details("pretext config", config);
     }
     html + "</section>\n"
 }

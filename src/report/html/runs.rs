@@ -35,14 +35,19 @@ pub fn section(run: &Run, root: &Path, page_dir: &Path) -> String {
     html += &facts(run);
     html += &cache_keys(run);
     for (what, value) in [("backbone config", &r.backbone), ("task config", &r.config)] {
-        let text = serde_json::to_string_pretty(value).unwrap_or_default();
-        let _ = writeln!(
-            html,
-            "<details><summary>{what}</summary><pre>{}</pre></details>",
-            esc(&text)
-        );
+        html += &json_details(what, value);
     }
     html + "</section>\n"
+}
+
+/// `value` as pretty JSON, folded under a summary that says `what` it is.
+pub fn json_details(what: &str, value: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    format!(
+        "<details><summary>{}</summary><pre>{}</pre></details>\n",
+        esc(what),
+        esc(&text)
+    )
 }
 
 /// Task, backbone, weights and where and when the run ran, as a definition list.
