@@ -474,6 +474,36 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
         "no pretext run section"
     );
 
+    // A click on a header sorts by that column, numerically: the page's own script, clicked
+    // by a line added to a copy of the page.
+    let click = "<script>document.querySelector('#tables table.paper')\
+                 .tHead.rows[0].cells[1].click();</script></body>";
+    let html = std::fs::read_to_string(&page).unwrap();
+    let sorted_page = page.with_file_name("sorted.html");
+    std::fs::write(&sorted_page, html.replace("</body>", click)).unwrap();
+    let sorted = browse(
+        &profile,
+        &sorted_page,
+        &["--virtual-time-budget=5000", "--dump-dom"],
+    );
+    let first = |dom: &str| -> Vec<f64> {
+        let part = between(dom, "<section id=\"tables\">", "</section>")[0];
+        let table = between(part, "<table class=\"sortable paper\">", "</table>")[0];
+        between(table, "</th><td", "</td>")
+            .into_iter()
+            .filter_map(|cell| between(cell, "data-v=\"", "\"").first()?.parse().ok())
+            .collect()
+    };
+    let (before, after) = (first(&dom), first(&sorted));
+    assert!(before.len() >= 6, "{before:?}");
+    let mut want = before.clone();
+    want.sort_by(f64::total_cmp);
+    assert_ne!(
+        before, want,
+        "the first column was sorted already: the check proves nothing"
+    );
+    assert_eq!(after, want, "a click on the header did not sort the column");
+
     let shot = dir.path().join("shot.png");
     let arg = format!("--screenshot={}", shot.display());
     browse(&profile, &page, &["--window-size=1280,1600", &arg]);
