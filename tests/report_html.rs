@@ -2,7 +2,8 @@
 //! to seconds: the CI sweep (a Rotation pretext run of 10 steps, VOC07 SVM and low-shot on
 //! it and on random weights, Fashion-MNIST), a Places205 linear probe (whose table has
 //! published rows), a navigation run (curves, rollout GIF), a surface-normals run (MiniWorld
-//! frames) and Fast R-CNN on 8 ViZDoom frames (detections). The report is rendered by headless
+//! frames), Fast R-CNN on 8 ViZDoom frames (detections) and 4 steps of Colorization (its
+//! colourised strips). The report is rendered by headless
 //! Chromium; from its DOM: every table of the paper's shape has our rows and the published
 //! rows the library puts in it, every image the runs wrote is on the page, and none failed to
 //! load, after the report and the results were moved together. The screenshot is not blank.
@@ -162,7 +163,21 @@ fn make_results(site: &Path) -> PathBuf {
     ] {
         normals.extend(["--set".to_string(), s]);
     }
+    // A Colorization run below the results folder, for its colourised strips.
+    let colour = strings(&[
+        "pretrain",
+        "configs/pretext/demo_colorization.toml",
+        "--out",
+        results.join("pretext/colour").to_str().unwrap(),
+        "--set",
+        "train.steps=4",
+        "--set",
+        "train.log_every=2",
+        "--set",
+        "train.checkpoint_every=4",
+    ]);
     run_all(vec![
+        job(site, "colour", &colour),
         job(site, "sweep", &sweep),
         job(site, "probe", &probe),
         job(site, "nav", &nav),
@@ -393,6 +408,10 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
             "no {wanted} among {images:?}"
         );
     }
+    assert!(
+        images.iter().any(|i| i.starts_with("000_")),
+        "no colourised strip"
+    );
 
     // The report and the results move together: the links are relative.
     let moved = dir.path().join("moved site");
@@ -469,10 +488,10 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
         );
     }
     assert!(dom.contains("weights digest") && dom.contains("random:seed=0"));
-    assert!(
-        dom.contains("id=\"pretext-ci_rotation\""),
-        "no pretext run section"
-    );
+    for name in ["ci_rotation", "colour"] {
+        let id = format!("id=\"pretext-{name}\"");
+        assert!(dom.contains(&id), "no section for the pretext run {name}");
+    }
 
     // A click on a header sorts by that column, numerically: the page's own script, clicked
     // by a line added to a copy of the page.
