@@ -300,7 +300,8 @@ fn dom_tables(dom: &str, section: &str) -> Vec<(String, Vec<(String, String)>)> 
     between(part[0], "<table class=\"sortable paper\">", "</table>")
         .into_iter()
         .map(|t| {
-            let caption = between(t, "<caption>", " <span")[0];
+            let caption = between(t, "<caption>", "</caption>")[0];
+            let caption = caption.split(" <span").next().unwrap();
             let rows = between(t, "data-kind=\"", "</th>")
                 .into_iter()
                 .map(|r| {

@@ -141,7 +141,8 @@ fn pretext_runs(root: &Path, runs: &[Run]) -> Result<Vec<PretextRun>> {
     find_pretext(root, PRETEXT_DEPTH, &mut dirs);
     for run in runs {
         let weights = run.result.backbone.get("weights").and_then(|w| w.as_str());
-        if let Some(dir) = weights.and_then(|w| Path::new(w).parent()) {
+        let dir = weights.and_then(|w| Path::new(w).parent());
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
             if dir.join("pretrain.json").is_file() {
                 if let Ok(dir) = dir.canonicalize() {
                     dirs.push(dir);

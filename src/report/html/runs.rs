@@ -24,7 +24,7 @@ pub fn section(run: &Run, root: &Path, page_dir: &Path) -> String {
     if !r.tables.is_empty() {
         let _ = writeln!(
             html,
-            "<details><summary>{} tables of the task</summary>",
+            "<details><summary>the task's own tables ({})</summary>",
             r.tables.len()
         );
         for t in &r.tables {
@@ -96,17 +96,27 @@ fn facts(run: &Run) -> String {
     html + "</dl>\n"
 }
 
-/// `total 25.2 s, svm 25.2 s, features 0.0 s`: the timings object, `_s` fields in seconds.
+/// `total 25.2 s, svm 25.2 s, iterations/s 2393.5`: the timings object, total first;
+/// every field is seconds (`_s` dropped from the name) but the `_per_s` rates.
 fn timings(value: &serde_json::Value) -> String {
     let Some(map) = value.as_object() else {
         return "–".into();
     };
-    let mut parts: Vec<(String, f64)> = map
+    let mut parts: Vec<(&str, String)> = map
         .iter()
-        .filter_map(|(k, v)| Some((k.trim_end_matches("_s").to_string(), v.as_f64()?)))
+        .filter_map(|(k, v)| {
+            let v = v.as_f64()?;
+            Some(if let Some(rate) = k.strip_suffix("_per_s") {
+                (k.as_str(), format!("{rate}/s {v:.1}"))
+            } else if let Some(phase) = k.strip_suffix("_s") {
+                (k.as_str(), format!("{phase} {v:.1} s"))
+            } else {
+                (k.as_str(), format!("{k} {v:.1} s"))
+            })
+        })
         .collect();
-    parts.sort_by_key(|(k, _)| k != "total");
-    let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.1} s")).collect();
+    parts.sort_by_key(|(k, _)| *k != "total_s");
+    let parts: Vec<String> = parts.into_iter().map(|(_, text)| text).collect();
     parts.join(", ")
 }
 

@@ -10,12 +10,13 @@ use std::fmt::Write;
 /// `data-v`, which the sort reads.
 pub fn paper(table: &Table) -> String {
     let mut html = String::from("<div class=\"table\">\n<table class=\"sortable paper\">\n");
-    let _ = writeln!(
-        html,
-        "<caption>{} <span class=\"metric\">{}</span></caption>",
-        esc(&table.title),
-        esc(&table.metric)
-    );
+    // A list of several metrics is the rows' labels already; one metric is worth naming.
+    let metric = if table.metric.contains(", ") {
+        String::new()
+    } else {
+        format!(" <span class=\"metric\">{}</span>", esc(&table.metric))
+    };
+    let _ = writeln!(html, "<caption>{}{metric}</caption>", esc(&table.title));
     html += &head(std::iter::once(&table.corner).chain(&table.columns));
     html += "<tbody>\n";
     for row in &table.rows {
