@@ -425,6 +425,10 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
         &["--virtual-time-budget=10000", "--dump-dom"],
     );
 
+    // Small: images are linked, not embedded.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("data:image"), "an image is embedded");
+    assert!(html.len() < 1 << 20, "the page is {} bytes", html.len());
     let body = between(&dom, "<body", ">")[0];
     assert!(
         body.contains("data-broken=\"0\""),
@@ -498,7 +502,6 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
     // by a line added to a copy of the page.
     let click = "<script>document.querySelector('#tables table.paper')\
                  .tHead.rows[0].cells[1].click();</script></body>";
-    let html = std::fs::read_to_string(&page).unwrap();
     let sorted_page = page.with_file_name("sorted.html");
     std::fs::write(&sorted_page, html.replace("</body>", click)).unwrap();
     let sorted = browse(
@@ -526,7 +529,15 @@ fn the_report_renders_in_chromium_with_every_table_and_image() {
 
     let shot = dir.path().join("shot.png");
     let arg = format!("--screenshot={}", shot.display());
-    browse(&profile, &page, &["--window-size=1280,1600", &arg]);
+    browse(
+        &profile,
+        &page,
+        &[
+            "--virtual-time-budget=10000",
+            "--window-size=1280,1600",
+            &arg,
+        ],
+    );
     let img = image::open(&shot).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (1280, 1600));
     let mut colours = std::collections::HashSet::new();
