@@ -11,6 +11,8 @@ for pkg in libhdf5-dev pkg-config; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core) # plot text (src/report/plot.rs)
+# A real browser for tests/report_html.rs: it renders `sslbench report` headless.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Headless OpenGL through EGL for MiniWorld (make_normals_miniworld.py): the EGL loader, Mesa's
 # EGL vendor library and its software (llvmpipe) drivers, and libGLU (pyglet's gluPerspective).
 for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libglu1-mesa; do

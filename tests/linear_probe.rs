@@ -7,7 +7,9 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{checkpoint_steps, kill_once_exists, ok, sample, sslbench, term_once};
+use common::{
+    checkpoint_steps, kill_once_exists, ok, sample, small_probe_sets, sslbench, term_once,
+};
 use rand::SeedableRng;
 use sslbench::data::augment::{AugmentConfig, AugmentCrop, Window};
 use sslbench::data::{Resize, TransformConfig};
@@ -188,26 +190,15 @@ fn augmentation_windows_follow_torchvision() {
 /// pool5), batches of 60 in two batch-norm groups.
 fn probe_cmd(cache: &Path, out: &Path, extra: &[&str]) -> Command {
     let root = env!("CARGO_MANIFEST_DIR");
-    let fashion = sample("fashion-mnist");
-    let list = |name: &str| {
-        format!(
-            "list:{}/lists/{name}.txt:{}",
-            fashion.display(),
-            fashion.display()
-        )
-    };
-    let mut sets = vec![
-        "backbone.width=0.0625".to_string(),
-        format!("data.train={}", list("train_small")),
-        format!("data.val={}", list("val_small")),
-        "transform.resize=128".into(),
-        "transform.size=112".into(),
-        "probe.fair.batch_size=60".into(),
-        "probe.fair.bn_group=30".into(),
-        "probe.fair.length=150".into(),
-        "probe.fair.step=100".into(),
-        "probe.log_every=25".into(),
-    ];
+    let mut sets = small_probe_sets();
+    sets.extend(
+        [
+            "probe.fair.length=150",
+            "probe.fair.step=100",
+            "probe.log_every=25",
+        ]
+        .map(str::to_string),
+    );
     sets.extend(extra.iter().map(|s| s.to_string()));
     let task = format!("{root}/tasks/places205_linear.toml");
     let backbone = format!("{root}/configs/backbones/resnet50_random.toml");

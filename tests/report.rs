@@ -34,6 +34,7 @@ fn result(
         tables: vec![],
         details: serde_json::json!({}),
         timings: serde_json::json!({}),
+        provenance: None,
     }
 }
 

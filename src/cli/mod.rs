@@ -1,5 +1,5 @@
 //! The `sslbench` command line: `extract`, `cache ls|verify|rm|export`, `run`, `svm`,
-//! `sweep`, `table`, `pretrain`, `env serve|check`, `nav`, `proposals`, `normals from-depth`.
+//! `sweep`, `table`, `report`, `pretrain`, `env serve|check`, `nav`, `proposals`, `normals from-depth`.
 
 mod cache;
 mod env;
@@ -8,6 +8,7 @@ mod nav;
 mod normals;
 mod pretrain;
 mod proposals;
+mod report;
 mod run;
 mod setup;
 mod svm;
@@ -39,6 +40,9 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Tables of results JSONs in the paper's shape, beside its published numbers.
     Table(table::TableArgs),
+    /// One static HTML page of a results folder: tables beside the published numbers, every
+    /// run's plots and images, pretext logs, and what produced each run.
+    Report(report::ReportArgs),
     /// Train a trunk with a pretext task (Jigsaw, Colorization, Rotation).
     Pretrain(pretrain::PretrainArgs),
     /// Serve a simulator over the gym bridge, or check that a bridge answers.
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Svm(args) => svm::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Table(args) => table::run(args),
+        Command::Report(args) => report::run(args),
         Command::Pretrain(args) => pretrain::run(args),
         Command::Env(args) => env::run(args),
         Command::Nav(args) => nav::run(args),

@@ -1,10 +1,13 @@
 //! Reports: the results JSON, tables beside the paper's numbers, and plots.
 
+pub mod html;
 pub mod plot;
+pub mod provenance;
 pub mod reference;
 pub mod result;
 pub mod table;
 
+pub use provenance::Provenance;
 pub use reference::Reference;
 pub use result::{CacheRef, DetailTable, Metric, RunResult, Spread, RESULT_SCHEMA};
 pub use table::{Cell, Format, Row, RowKind, RunTables, Selection, Table};

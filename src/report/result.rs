@@ -146,6 +146,10 @@ pub struct RunResult {
     pub details: serde_json::Value,
     /// Wall-clock seconds by phase.
     pub timings: serde_json::Value,
+    /// Weights digest, machine, versions and start time (absent in files written before
+    /// sslbench recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<super::provenance::Provenance>,
 }
 
 impl RunResult {

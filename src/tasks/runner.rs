@@ -4,7 +4,7 @@
 use super::{RunContext, Setup, TaskHeader, TaskOutput};
 use crate::backbone::Tap;
 use crate::config;
-use crate::report::{RunResult, RESULT_SCHEMA};
+use crate::report::{Provenance, RunResult, RESULT_SCHEMA};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,7 @@ pub fn run_file(req: RunRequest) -> Result<RunResult> {
     let header = TaskHeader::of(&setup.doc)
         .with_context(|| format!("in task file {}", req.task_file.display()))?;
     let started = Instant::now();
+    let provenance = Provenance::here(&setup.device, setup.backbone.weights_digest()?);
     let taps = taps(req.taps, header.taps.as_deref())?;
     let task_name = stem(req.task_file);
     let backbone_name = stem(req.backbone);
@@ -75,6 +76,7 @@ pub fn run_file(req: RunRequest) -> Result<RunResult> {
         tables: output.tables,
         details: output.details,
         timings: timings.into(),
+        provenance: Some(provenance),
     })
 }
 

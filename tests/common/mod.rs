@@ -218,3 +218,26 @@ pub fn scores(out: &Path) -> Vec<(String, serde_json::Value)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// The `--set` overrides that shrink `tasks/places205_linear.toml` to the small Fashion-MNIST
+/// lists (data/samples): a ResNet-50 at width 1/16, 112-pixel inputs (taps whose pools fit:
+/// conv1, res3, pool5), batches of 60 in two batch-norm groups. The schedule is the caller's.
+pub fn small_probe_sets() -> Vec<String> {
+    let fashion = sample("fashion-mnist");
+    let list = |name: &str| {
+        format!(
+            "list:{}/lists/{name}.txt:{}",
+            fashion.display(),
+            fashion.display()
+        )
+    };
+    vec![
+        "backbone.width=0.0625".to_string(),
+        format!("data.train={}", list("train_small")),
+        format!("data.val={}", list("val_small")),
+        "transform.resize=128".into(),
+        "transform.size=112".into(),
+        "probe.fair.batch_size=60".into(),
+        "probe.fair.bn_group=30".into(),
+    ]
+}
