@@ -423,3 +423,77 @@ fn paper_mode_resumes_after_a_kill_and_after_sigterm_to_the_same_heads() {
     );
     assert_eq!(metrics(&got, "paper"), metrics(&want, "paper"));
 }
+
+/// The demo's linear-probe cell (configs/demo/imagenet_linear.toml, with the demo sweep's
+/// input and pooling overrides) on the small lists, then `sslbench table` beside both
+/// references: the paper's ImageNet rows (goyal2019) and VISSL's re-evaluation
+/// (vissl_model_zoo), with the best tap beside the best-layer values.
+#[test]
+fn the_demo_probe_cell_is_shown_beside_both_references() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let fashion = sample("fashion-mnist");
+    let list = |name: &str| format!("list:{0}/lists/{name}.txt:{0}", fashion.display());
+    let mut sets = vec![
+        format!("data.train={}", list("train_small")),
+        format!("data.val={}", list("val_small")),
+        "transform.resize=none".into(),
+        "transform.size=32".into(),
+        "probe.fair.batch_size=60".into(),
+        "probe.fair.bn_group=30".into(),
+        "probe.fair.length=40".into(),
+        "probe.fair.step=20".into(),
+    ];
+    for tap in ["conv1", "res3", "res5"] {
+        sets.push(format!(
+            "pooling.resnet50.{tap}={{kernel=1,stride=1,pad=0}}"
+        ));
+    }
+    let mut args = vec![
+        "run",
+        "configs/demo/imagenet_linear.toml",
+        "--backbone",
+        "configs/backbones/resnet50_w8_random.toml",
+        "--taps",
+        "conv1,res3,res5",
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    ok(sslbench(cache.path(), &args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap());
+    let json = out.path().join("imagenet_linear_resnet50_w8_random.json");
+    let table = |reference: &str| {
+        ok(sslbench(
+            cache.path(),
+            &["table", json.to_str().unwrap(), "--reference", reference],
+        )
+        .output()
+        .unwrap())
+    };
+    let paper = table("goyal2019");
+    for row in [
+        "Random (published)",
+        "Jigsaw ImageNet-1k (published)",
+        "Jigsaw YFCC-100M (published)",
+        "Δ resnet50_w8_random vs Random",
+        "| best |",
+        "arXiv:1905.01235",
+    ] {
+        assert!(paper.contains(row), "{row} missing:\n{paper}");
+    }
+    let vissl = table("vissl_model_zoo");
+    for row in [
+        "Jigsaw ImageNet-22k (published)",
+        "| 53.1 |",
+        "not the paper's numbers",
+        "best layer of resnet50_w8_random",
+    ] {
+        assert!(vissl.contains(row), "{row} missing:\n{vissl}");
+    }
+    assert!(!vissl.contains("Random (published)"), "{vissl}");
+}
