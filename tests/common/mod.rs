@@ -134,27 +134,9 @@ pub fn ok(out: std::process::Output) -> String {
     text
 }
 
-/// Runs `cmd` (its output discarded) until `marker` exists, then kills it: a training run cut
-/// off after its first checkpoint. Fails when the marker takes over 300 s.
-pub fn kill_once_exists(mut cmd: std::process::Command, marker: &Path) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while !marker.exists() && start.elapsed() < std::time::Duration::from_secs(300) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(marker.exists(), "no {} within 300 s", marker.display());
-}
-
-/// Runs `cmd` (its output discarded) until `ready()` holds, then sends it SIGTERM, as Slurm
-/// does before a preemption; returns its exit code. Fails when `ready` takes over 300 s.
-pub fn term_once(mut cmd: std::process::Command, ready: impl Fn() -> bool) -> Option<i32> {
-    let mut child = cmd
+/// Spawns `cmd` (its output discarded) and waits up to 300 s for `ready()`.
+fn spawn_until(mut cmd: std::process::Command, ready: impl Fn() -> bool) -> std::process::Child {
+    let child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -163,6 +145,22 @@ pub fn term_once(mut cmd: std::process::Command, ready: impl Fn() -> bool) -> Op
     while !ready() && start.elapsed() < std::time::Duration::from_secs(300) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    child
+}
+
+/// Runs `cmd` until `marker` exists, then kills it: a training run cut off after its first
+/// checkpoint. Fails when the marker takes over 300 s.
+pub fn kill_once_exists(cmd: std::process::Command, marker: &Path) {
+    let mut child = spawn_until(cmd, || marker.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists(), "no {} within 300 s", marker.display());
+}
+
+/// Runs `cmd` until `ready()` holds, then sends it SIGTERM, as Slurm does before a
+/// preemption; returns its exit code. Fails when `ready` takes over 300 s.
+pub fn term_once(cmd: std::process::Command, ready: impl Fn() -> bool) -> Option<i32> {
+    let mut child = spawn_until(cmd, &ready);
     assert!(ready(), "not ready to be stopped within 300 s");
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
