@@ -7,7 +7,8 @@
 //!   the channel-major layout, pools; the engine's kernels, RoI ops, adaptive pooling and
 //!   resize go there too. `sslbench_envs` (the `envs/` crate, no candle): environments.
 //! - Ground floor: [`config`] (TOML, `base =`, `--set`, the shipped task files), [`atomic`]
-//!   (atomic writes, file digests), [`lock`] (the cache's per-key locks), [`seed`] (the
+//!   (atomic writes, file digests), [`lock`] (the cache's per-key locks), [`h5`] (HDF5 files
+//!   opened without HDF5's own locks), [`seed`] (the
 //!   seeded streams), [`progress`] (the one progress bar), [`metrics`] (AP, top-k).
 //! - [`data`] (dataset SPECs, decoding, transforms), [`train`] (the one training kit: run
 //!   folder and resume guard, checkpoints, CSV log, prefetcher, optimisers, schedules,
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod features;
+pub mod h5;
 pub mod linear;
 pub mod lock;
 pub mod metrics;

@@ -80,7 +80,7 @@ fn chunks(cache: &Path) -> usize {
 fn entry_contents(cache: &Path) -> (Vec<f32>, String) {
     let entries = files_with(cache, "h5");
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let file = hdf5::File::open(&entries[0]).unwrap();
+    let file = sslbench::h5::open(&entries[0]).unwrap();
     let features = file.dataset("features").unwrap().read_raw().unwrap();
     let checksum = file
         .attr("checksum")

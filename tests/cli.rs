@@ -31,7 +31,7 @@ fn features(cache: &Path) -> Vec<f32> {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "h5"))
         .expect("an entry");
-    hdf5::File::open(entry)
+    sslbench::h5::open(entry)
         .unwrap()
         .dataset("features")
         .unwrap()

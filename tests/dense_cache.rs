@@ -122,7 +122,7 @@ fn maps_of_different_sizes_read_back_f32_exactly_and_f16_rounded_to_nearest_even
         let t = entry.tensor(4, &candle_core::Device::Cpu).unwrap();
         assert_eq!(t.dims(), &map(4).1);
         assert_eq!(entry.bytes(), (values * dtype.size()) as u64);
-        let file = hdf5::File::open(entry.path()).unwrap();
+        let file = sslbench::h5::open(entry.path()).unwrap();
         let bytes: u64 = file.attr("bytes").unwrap().read_scalar().unwrap();
         assert_eq!(bytes, entry.bytes());
         assert!(entry.read(n).is_err());
@@ -410,7 +410,7 @@ fn an_index_that_disagrees_with_the_values_is_refused_on_open() {
     let store = FeatureStore::open(cache.path()).unwrap();
     let path = compute_all(&store, DenseDtype::F32, 3).path().to_path_buf();
     {
-        let file = hdf5::File::open_rw(&path).unwrap();
+        let file = sslbench::h5::open_rw(&path).unwrap();
         let shapes = file.dataset("shapes").unwrap();
         let mut s: ndarray::Array2<u64> = shapes.read_2d().unwrap();
         s[[1, 2]] += 1;
@@ -452,7 +452,7 @@ fn cache_ls_verify_and_rm_know_dense_entries() {
     let path = entry.path().to_path_buf();
     drop(entry);
     {
-        let file = hdf5::File::open_rw(&path).unwrap();
+        let file = sslbench::h5::open_rw(&path).unwrap();
         let features = file.dataset("features").unwrap();
         let mut values: Vec<f16> = features.read_raw().unwrap();
         values[7] = f16::from_f32(values[7].to_f32() + 1.0);

@@ -240,7 +240,7 @@ fn truncated_and_tampered_entries_fail_verification() {
 
     // Tampered: one feature value changed in place.
     {
-        let file = hdf5::File::open_rw(&e[1].path).unwrap();
+        let file = sslbench::h5::open_rw(&e[1].path).unwrap();
         let ds = file.dataset("features").unwrap();
         let mut arr: ndarray::Array2<f32> = ds.read_2d().unwrap();
         arr[[1, 5]] += 1.0;

@@ -36,7 +36,7 @@ struct Expected {
 }
 
 fn expected() -> Expected {
-    let f = hdf5::File::open(fixture("expected.h5")).unwrap();
+    let f = sslbench::h5::open(fixture("expected.h5")).unwrap();
     let d = |k: &str| f.dataset(k).unwrap();
     Expected {
         images: d("images").read::<u8, Ix4>().unwrap(),

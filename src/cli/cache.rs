@@ -109,7 +109,7 @@ pub fn run(args: CacheArgs) -> Result<()> {
                     paths.len()
                 );
             }
-            if hdf5::File::open(&paths[0]).is_ok_and(|f| crate::features::dense::is_dense(&f)) {
+            if crate::h5::open(&paths[0]).is_ok_and(|f| crate::features::dense::is_dense(&f)) {
                 bail!(
                     "`{digest}` is a dense entry (one C x H x W map per item), which `export` \
                      does not flatten: read it with h5py, item i being \

@@ -142,7 +142,7 @@ impl FeatureStore {
     pub fn contains(&self, key: &CacheKey) -> bool {
         let path = self.entry_path(key);
         path.exists()
-            && hdf5::File::open(&path)
+            && crate::h5::open(&path)
                 .ok()
                 .and_then(|f| read_key(&f).ok())
                 .is_some_and(|k| &k == key)
@@ -192,7 +192,7 @@ impl FeatureStore {
         let path = self.entry_path(key);
         let tmp = path.with_extension(format!("h5.tmp{}", std::process::id()));
         let write = || -> Result<()> {
-            let file = hdf5::File::create(&tmp)?;
+            let file = crate::h5::create(&tmp)?;
             let mut shape = vec![kept.len()];
             shape.extend(&row_shape);
             let features = file
@@ -263,7 +263,7 @@ impl FeatureStore {
         Ok(paths
             .into_iter()
             .map(|path| {
-                let opened = hdf5::File::open(&path).map_err(anyhow::Error::from);
+                let opened = crate::h5::open(&path).map_err(anyhow::Error::from);
                 let shape = opened
                     .as_ref()
                     .ok()
@@ -315,7 +315,7 @@ pub fn verify(path: &Path) -> Result<()> {
     };
     let check = || -> Result<()> {
         let file =
-            hdf5::File::open(path).context("not a readable HDF5 file (truncated or corrupt)")?;
+            crate::h5::open(path).context("not a readable HDF5 file (truncated or corrupt)")?;
         let key = read_key(&file)?;
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         if key.digest() != name || read_attr(&file, "key_digest")? != name {
@@ -364,7 +364,7 @@ pub fn verify(path: &Path) -> Result<()> {
 /// Reads the entry file at `path` (as `sslbench cache` finds it by digest).
 pub fn read_entry(path: &Path) -> Result<Entry> {
     let read = || -> Result<Entry> {
-        let file = hdf5::File::open(path)?;
+        let file = crate::h5::open(path)?;
         let key = read_key(&file)?;
         let ids: Vec<VarLenUnicode> = file.dataset("ids")?.read_raw()?;
         Ok(Entry {

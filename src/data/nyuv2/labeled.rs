@@ -75,7 +75,7 @@ impl LabeledMat {
                 path.display()
             );
         }
-        let file = hdf5::File::open(path).with_context(|| {
+        let file = crate::h5::open(path).with_context(|| {
             format!(
                 "{} is not an HDF5 (MATLAB v7.3) file: the labelled set is read as \
                  MATLAB v7.3; re-save it in MATLAB with save(FILE, '-v7.3')",

@@ -158,7 +158,7 @@ pub(super) fn assemble(
         offsets.push(offsets[offsets.len() - 1] + s.iter().product::<usize>() as u64);
     }
     let total = offsets[shapes.len()] as usize;
-    let file = hdf5::File::create(tmp)?;
+    let file = crate::h5::create(tmp)?;
     let features = match dtype {
         DenseDtype::F32 => file.new_dataset::<f32>(),
         DenseDtype::F16 => file.new_dataset::<f16>(),

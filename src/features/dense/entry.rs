@@ -53,7 +53,7 @@ impl DenseEntry {
     /// dtype, names, shapes and offsets agree with each other and with `features`).
     pub fn open(path: &Path) -> Result<Self> {
         let open = || -> Result<Self> {
-            let file = hdf5::File::open(path).context("not a readable HDF5 file")?;
+            let file = crate::h5::open(path).context("not a readable HDF5 file")?;
             ensure!(is_dense(&file), "not a dense entry (no `layout = dense`)");
             let key = read_key(&file)?;
             let dtype = DenseDtype::parse(&read_attr(&file, "dtype")?)?;
@@ -274,7 +274,7 @@ fn stored_bytes(entry: &DenseEntry, i: usize) -> Result<Vec<u8>> {
 /// checked by the caller): a consistent index, and a checksum that matches, item by item.
 pub fn check_contents(path: &Path) -> Result<()> {
     let entry = DenseEntry::open(path)?;
-    let file = hdf5::File::open(path)?;
+    let file = crate::h5::open(path)?;
     let mut sum = Checksum::new(entry.dtype);
     for i in 0..entry.len() {
         sum.item(&entry.names[i], entry.shapes[i], &stored_bytes(&entry, i)?);

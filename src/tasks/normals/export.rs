@@ -126,7 +126,7 @@ impl NormalsExport {
     /// Writes the file at `tmp`; returns the number of valid pixels.
     fn write_file(&self, mat: &LabeledMat, indices: &[usize], tmp: &Path) -> Result<u64> {
         let (n, h, w) = (indices.len(), mat.height(), mat.width());
-        let file = hdf5::File::create(tmp).with_context(|| {
+        let file = crate::h5::create(tmp).with_context(|| {
             format!(
                 "cannot create {}: check that the output folder exists and is writable",
                 tmp.display()

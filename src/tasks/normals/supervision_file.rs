@@ -54,7 +54,7 @@ pub fn digest(cfg: &NormalsConfig, frames: &NyuFrames) -> Result<String> {
 /// Writes `sup` as the file at `path`.
 fn write(sup: &Supervision, path: &Path) -> Result<()> {
     let file =
-        hdf5::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        crate::h5::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut keys: Vec<&(usize, usize)> = sup.items.keys().collect();
     keys.sort();
     let mut items = Array2::<u64>::zeros((keys.len(), 4));
@@ -89,7 +89,7 @@ fn write(sup: &Supervision, path: &Path) -> Result<()> {
 
 /// Reads a file written by [`write`].
 fn read(path: &Path) -> Result<Supervision> {
-    let file = hdf5::File::open(path)?;
+    let file = crate::h5::open(path)?;
     let format = read_attr(&file, "format")?;
     ensure!(format == FORMAT, "format {format:?}, expected {FORMAT:?}");
     let c: Codebook = serde_json::from_str(&read_attr(&file, "codebook")?)?;
