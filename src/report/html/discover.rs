@@ -135,19 +135,29 @@ fn owner(runs: &[Run], matches: impl Fn(&str) -> bool) -> Option<usize> {
 }
 
 /// The pretext runs: folders with `pretrain.json` below `root` (a few levels down) and the
-/// folders of the runs' weights files.
+/// folders of the runs' weights files. A relative weights path is relative to the folder the
+/// run was started in: it is tried from here, then from `root` and each folder above it.
 fn pretext_runs(root: &Path, runs: &[Run]) -> Result<Vec<PretextRun>> {
     let mut dirs = Vec::new();
     find_pretext(root, PRETEXT_DEPTH, &mut dirs);
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let bases: Vec<&Path> = std::iter::once(Path::new(""))
+        .chain(root.ancestors())
+        .collect();
     for run in runs {
         let weights = run.result.backbone.get("weights").and_then(|w| w.as_str());
-        let dir = weights.and_then(|w| Path::new(w).parent());
-        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            if dir.join("pretrain.json").is_file() {
-                if let Ok(dir) = dir.canonicalize() {
-                    dirs.push(dir);
-                }
-            }
+        let Some(dir) = weights.and_then(|w| Path::new(w).parent()) else {
+            continue;
+        };
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let found = bases
+            .iter()
+            .map(|b| b.join(dir))
+            .find(|d| d.join("pretrain.json").is_file());
+        if let Some(dir) = found.and_then(|d| d.canonicalize().ok()) {
+            dirs.push(dir);
         }
     }
     dirs.sort();
