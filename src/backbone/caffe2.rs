@@ -100,12 +100,17 @@ pub fn read(path: &Path, key: Option<&str>) -> Result<Caffe2Model> {
             path.display()
         )
     })?;
+    from_pickle(&root, path, key)
+}
+
+/// [`read`] on the pickle `root` already read from the file `path`.
+pub fn from_pickle(root: &PyValue, path: &Path, key: Option<&str>) -> Result<Caffe2Model> {
     let blobs = match key {
         Some(k) => k
             .split('.')
-            .try_fold(&root, |v, part| v.get(part))
+            .try_fold(root, |v, part| v.get(part))
             .with_context(|| format!("{} has no entry `{k}`: fix `key`", path.display()))?,
-        None => root.get("blobs").unwrap_or(&root),
+        None => root.get("blobs").unwrap_or(root),
     };
     let PyValue::Dict(entries) = blobs else {
         bail!(

@@ -50,8 +50,16 @@ const WRAPPERS: [&str; 4] = ["state_dict.", "model.", "model_state.", "net."];
 /// Reads every tensor of a checkpoint (on the CPU) and maps the names onto the
 /// architecture's published names. `key` selects a sub-dictionary by dotted path.
 pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<Checkpoint> {
-    if format == CheckpointFormat::Caffe2 || (format == CheckpointFormat::Auto && is_caffe2(path)) {
-        let model = caffe2::read(path, key)?;
+    let is_pkl = path.extension().is_some_and(|e| e == "pkl");
+    let caffe2 = match format {
+        CheckpointFormat::Caffe2 => Some(caffe2::read(path, key)?),
+        CheckpointFormat::Auto if is_pkl => Some(caffe2::read(path, key)?),
+        CheckpointFormat::Auto => bare_pickle_dict(path)
+            .map(|root| caffe2::from_pickle(&root, path, key))
+            .transpose()?,
+        _ => None,
+    };
+    if let Some(model) = caffe2 {
         return Ok(Checkpoint {
             tensors: model.tensors,
             channel_order: ChannelOrder::Bgr,
@@ -73,18 +81,24 @@ pub fn read(path: &Path, format: CheckpointFormat, key: Option<&str>) -> Result<
     })
 }
 
-/// A Caffe2 model file: a `.pkl`, or a bare pickle (not a zip) whose top level is a dict. A
-/// legacy non-zip PyTorch file, whose first pickle is a magic number, is not one.
-fn is_caffe2(path: &Path) -> bool {
-    if path.extension().is_some_and(|e| e == "pkl") {
-        return true;
+/// The top-level dict of a bare pickle (not a zip, not safetensors), read once: a Caffe2
+/// model under another name. A legacy non-zip PyTorch file, whose first pickle is a magic
+/// number, is not one.
+fn bare_pickle_dict(path: &Path) -> Option<PyValue> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return None;
     }
     let mut head = [0u8; 2];
-    let sniffed = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    sniffed.is_ok()
-        && head[0] == 0x80
-        && path.extension().is_none_or(|e| e != "safetensors")
-        && matches!(pickle::read(path), Ok(PyValue::Dict(_)))
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .ok()?;
+    if head[0] != 0x80 {
+        return None;
+    }
+    match pickle::read(path) {
+        Ok(root @ PyValue::Dict(_)) => Some(root),
+        _ => None,
+    }
 }
 
 /// Picks the state dict out of the flattened checkpoint and normalises its names.
