@@ -3,8 +3,11 @@
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// Writes `bytes` to a temporary sibling, syncs it, and renames it onto `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -34,10 +37,48 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
 }
 
 /// The sha256 of the file at `path`, as lower-case hex. `missing` is the message when the
-/// file cannot be opened (it names the fix).
+/// file cannot be opened (it names the fix). A file is hashed once per process while its
+/// size and modification time stay the same: a run asks for its checkpoint's digest for every
+/// cache key, its resume guard and its provenance.
 pub fn file_sha256(path: &Path, missing: impl FnOnce() -> String) -> Result<String> {
+    type Stamp = (PathBuf, u64, Option<SystemTime>);
+    static HASHED: Mutex<Option<HashMap<Stamp, String>>> = Mutex::new(None);
     let mut f = std::fs::File::open(path).with_context(missing)?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let stamp: Stamp = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let memo = || HASHED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sha) = memo().as_ref().and_then(|m| m.get(&stamp)) {
+        return Ok(sha.clone());
+    }
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex::encode(h.finalize()))
+    let sha = hex::encode(h.finalize());
+    memo()
+        .get_or_insert_with(HashMap::new)
+        .insert(stamp, sha.clone());
+    Ok(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.bin");
+        let sha = |p: &Path| file_sha256(p, || "missing".into()).unwrap();
+        std::fs::write(&path, b"abc").unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha(&path), abc);
+        assert_eq!(sha(&path), abc);
+        std::fs::write(&path, b"abcd").unwrap();
+        assert_eq!(
+            sha(&path),
+            "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589"
+        );
+        assert!(file_sha256(&dir.path().join("none"), || "missing".into()).is_err());
+    }
 }
